@@ -1,0 +1,24 @@
+import 'reflect-metadata';
+
+export * from './errors.js';
+export * from './kernel/job-map.js';
+export * from './kernel/job.js';
+export * from './kernel/engine.js';
+export * from './capabilities/capability.js';
+export * from './capabilities/settings.js';
+export * from './capabilities/graphdriver.js';
+export * from './capabilities/apiserver.js';
+export * from './capabilities/execdriver.js';
+export * from './plugins/definition.js';
+export * from './plugins/config.js';
+export * from './plugins/loader.js';
+export * from './boot.js';
+export * from './util/atomic.js';
+export * from './util/duration.js';
+export * from './contracts/system.js';
+export * from './contracts/images.js';
+export * from './capabilities/registry.js';
+export * from './contracts/registry.js';
+export * from './contracts/containers.js';
+export { inject, injectable, instanceCachingFactory, type DependencyContainer } from 'tsyringe';
+export type { Logger } from 'pino';

@@ -1,0 +1,218 @@
+import { constants, type BigIntStats } from 'node:fs';
+import { chmod, lchown, link, lstat, lutimes, mkdir, open, readdir, realpath, rm, symlink, utimes } from 'node:fs/promises';
+import { join, relative, sep } from 'node:path';
+import type { Readable } from 'node:stream';
+import { extract as tarExtract, type Header } from 'tar-stream';
+import { invalid } from '@tsengine/core';
+import { S_IF, SyscallError, makedev, mknod } from '@tsengine/linux';
+import { decompressed } from './gzip.js';
+import { feed } from './streams.js';
+import { entryComponents, entryError, linkComponents, resolveDirInRoot } from './paths.js';
+import { PAX_XATTR_PREFIX, writeXattr } from './xattrs.js';
+
+export const WHITEOUT_PREFIX = '.wh.';
+export const WHITEOUT_META_PREFIX = '.wh..wh.';
+export const WHITEOUT_OPAQUE = '.wh..wh..opq';
+export const OVERLAY_OPAQUE_XATTR = 'trusted.overlay.opaque';
+
+export interface ApplyOptions {
+  /**
+   * How OCI whiteouts become real: 'delete' removes the named paths from the target (which holds
+   * a full copy of the parent, as with vfs); 'overlay' writes overlayfs' forms (0/0 character
+   * devices, trusted.overlay.opaque=y) into an upper directory.
+   */
+  whiteouts: 'overlay' | 'delete';
+  signal?: AbortSignal;
+}
+
+/**
+ * Extracts a layer tar (plain or gzip, streamed) into targetDir and returns the bytes of file
+ * content applied. Never writes outside targetDir: names climbing out are refused, absolute names
+ * land inside (Docker strips the leading "/"), and no entry is written through a symlink that
+ * points outside. On error the target may hold part of the layer; the caller removes it.
+ */
+export async function applyLayer(targetDir: string, input: Readable, options: ApplyOptions): Promise<number> {
+  const unpacker = new Unpacker(await realpath(targetDir), options);
+  const extract = tarExtract();
+  const feeding = decompressed(input).then((tar) => feed(tar, extract));
+  feeding.catch(() => undefined); // surfaced through the extract iterator or awaited below
+  try {
+    for await (const entry of extract) {
+      options.signal?.throwIfAborted();
+      try {
+        await unpacker.apply(entry.header, entry as AsyncIterable<Buffer>);
+      } finally {
+        entry.resume();
+      }
+    }
+    await feeding;
+    await unpacker.finish();
+  } catch (err) {
+    input.destroy();
+    extract.destroy();
+    // Stream-level failures (truncated data, corrupt gzip) carry no errno and name no entry.
+    if (err instanceof Error && !(err as NodeJS.ErrnoException).code && err.name !== 'EngineError') throw invalid(`invalid layer tar: ${err.message}`, err);
+    throw err;
+  }
+  return unpacker.applied;
+}
+
+class Unpacker {
+  applied = 0;
+  private readonly unpacked = new Set<string>();
+  private readonly unpackedAncestors = new Set<string>();
+  private readonly dirTimes: Array<[string, Date]> = [];
+
+  constructor(
+    private readonly root: string,
+    private readonly options: ApplyOptions,
+  ) {}
+
+  async apply(header: Header, body: AsyncIterable<Buffer>): Promise<void> {
+    const name = header.name;
+    const parts = entryComponents(name);
+    if (parts.length === 0) {
+      if (header.type !== 'directory') throw entryError(name, 'only a directory may name the layer root');
+      await this.setMetadata(this.root, header, name);
+      return;
+    }
+    const base = parts[parts.length - 1]!;
+    const parent = await resolveDirInRoot(this.root, parts.slice(0, -1), name, true);
+    if (base.startsWith(WHITEOUT_PREFIX)) {
+      await this.whiteout(parent, base, header, name);
+      return;
+    }
+    const path = join(parent, base);
+    const existing = await lstatOrNull(path);
+    if (existing && !(existing.isDirectory() && header.type === 'directory')) {
+      if (header.type === 'link' && (await this.linkTarget(header, name)) === path) return;
+      await rm(path, { recursive: true, force: true });
+    }
+    switch (header.type) {
+      case 'directory':
+        if (!existing?.isDirectory()) await mkdir(path, { mode: 0o700 });
+        break;
+      case 'file':
+      case 'contiguous-file':
+        await writeFile(path, body);
+        this.applied += header.size ?? 0;
+        break;
+      case 'link': {
+        const target = await this.linkTarget(header, name);
+        const st = await lstatOrNull(target);
+        if (!st) throw entryError(name, `hard link target "${header.linkname}" does not exist`);
+        if (st.isDirectory()) throw entryError(name, `hard link target "${header.linkname}" is a directory`);
+        await link(target, path);
+        this.record(path);
+        return; // shares the target's inode, whose metadata is already set
+      }
+      case 'symlink':
+        await symlink(header.linkname ?? '', path);
+        break;
+      case 'character-device':
+      case 'block-device':
+        await this.mknod(path, header.type === 'character-device' ? S_IF.CHR : S_IF.BLK, makedev(header.devmajor ?? 0, header.devminor ?? 0), name);
+        break;
+      case 'fifo':
+        await this.mknod(path, S_IF.FIFO, 0n, name);
+        break;
+      default:
+        throw entryError(name, `unsupported tar entry type "${header.type}"`);
+    }
+    await this.setMetadata(path, header, name);
+    this.record(path);
+  }
+
+  async finish(): Promise<void> {
+    // Directory times last: creating their children changed them.
+    for (const [path, mtime] of this.dirTimes.reverse()) await utimes(path, mtime, mtime);
+  }
+
+  private async linkTarget(header: Header, name: string): Promise<string> {
+    const parts = linkComponents(name, header.linkname ?? '');
+    const dir = await resolveDirInRoot(this.root, parts.slice(0, -1), name, false);
+    return join(dir, parts[parts.length - 1]!);
+  }
+
+  private async mknod(path: string, type: number, dev: bigint, name: string): Promise<void> {
+    try {
+      mknod(path, type | 0o600, dev);
+    } catch (err) {
+      throw entryError(name, `cannot create device node: ${(err as Error).message}`, err);
+    }
+  }
+
+  private async whiteout(parent: string, base: string, header: Header, name: string): Promise<void> {
+    if (base === WHITEOUT_OPAQUE) {
+      if (this.options.whiteouts === 'overlay') writeXattr(parent, OVERLAY_OPAQUE_XATTR, 'y');
+      else await this.purgeLowerContent(parent);
+      return;
+    }
+    if (base.startsWith(WHITEOUT_META_PREFIX)) return; // aufs bookkeeping (.wh..wh.plnk, …)
+    const hidden = base.slice(WHITEOUT_PREFIX.length);
+    if (hidden === '' || hidden === '.' || hidden === '..') throw entryError(name, 'whiteout names no file');
+    const path = join(parent, hidden);
+    await rm(path, { recursive: true, force: true });
+    if (this.options.whiteouts === 'overlay') {
+      await this.mknod(path, S_IF.CHR, 0n, name);
+      await lchown(path, header.uid ?? 0, header.gid ?? 0);
+    }
+  }
+
+  /** An opaque directory keeps only what this tar put there (Docker's rule for naive diffs). */
+  private async purgeLowerContent(dir: string): Promise<void> {
+    for (const child of await readdir(dir)) {
+      const path = join(dir, child);
+      const rel = relative(this.root, path);
+      if (this.unpacked.has(rel) || this.unpackedAncestors.has(rel)) {
+        const st = await lstat(path);
+        if (st.isDirectory()) await this.purgeLowerContent(path);
+      } else {
+        await rm(path, { recursive: true, force: true });
+      }
+    }
+  }
+
+  private record(path: string): void {
+    const rel = relative(this.root, path);
+    this.unpacked.add(rel);
+    const parts = rel.split(sep);
+    for (let i = 1; i < parts.length; i++) this.unpackedAncestors.add(parts.slice(0, i).join(sep));
+  }
+
+  private async setMetadata(path: string, header: Header, name: string): Promise<void> {
+    const mtime = header.mtime ?? new Date(0);
+    try {
+      await lchown(path, header.uid ?? 0, header.gid ?? 0);
+      // After chown, which clears setuid/setgid.
+      if (header.type !== 'symlink') await chmod(path, (header.mode ?? 0o644) & 0o7777);
+      for (const [key, value] of Object.entries((header.pax ?? {}) as Record<string, string>)) {
+        if (key.startsWith(PAX_XATTR_PREFIX)) writeXattr(path, key.slice(PAX_XATTR_PREFIX.length), Buffer.from(value, 'utf8'));
+      }
+      if (header.type === 'directory') this.dirTimes.push([path, mtime]);
+      else if (header.type === 'symlink') await lutimes(path, mtime, mtime);
+      else await utimes(path, mtime, mtime);
+    } catch (err) {
+      if (err instanceof SyscallError || (err as NodeJS.ErrnoException).code) throw entryError(name, `cannot set metadata: ${(err as Error).message}`, err);
+      throw err;
+    }
+  }
+}
+
+async function writeFile(path: string, body: AsyncIterable<Buffer>): Promise<void> {
+  const file = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  try {
+    for await (const chunk of body) await file.write(chunk);
+  } finally {
+    await file.close();
+  }
+}
+
+async function lstatOrNull(path: string): Promise<BigIntStats | null> {
+  try {
+    return await lstat(path, { bigint: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+}

@@ -1,0 +1,527 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, readFileSync, readlinkSync, statSync, writeSync } from 'node:fs';
+import { Socket } from 'node:net';
+import { constants } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
+import { ReadStream as TtyStream } from 'node:tty';
+import {
+  ContainerStartError,
+  EngineError,
+  conflict,
+  invalid,
+  notFound,
+  type ContainerProcess,
+  type ContainerProcessInfo,
+  type ContainerSpec,
+  type ContainerStats,
+  type ExecDriver,
+  type ExecDriverInfo,
+  type ExitStatus,
+  type ProcessSpec,
+  type StdioSpec,
+} from '@tsengine/core';
+import { CLONE, pidfdGetfd, pidfdOpen, pipe, setWindowSize, setns, unshare } from '@tsengine/linux';
+import { detectCgroups, type Cgroup, type CgroupHost } from './cgroups.js';
+import { allCapabilities, containerCapabilities } from './capabilities.js';
+import { REPORT_FD, SPEC_FD, type CreateInit, type InitReport, type InitSpec, type JoinInit } from './protocol.js';
+
+export const DEFAULT_MASKED_PATHS = [
+  '/proc/asound',
+  '/proc/acpi',
+  '/proc/kcore',
+  '/proc/keys',
+  '/proc/latency_stats',
+  '/proc/timer_list',
+  '/proc/timer_stats',
+  '/proc/sched_debug',
+  '/proc/scsi',
+  '/sys/firmware',
+  '/sys/devices/virtual/powercap',
+];
+export const DEFAULT_READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
+const DEFAULT_SHM_SIZE = 64 * 1024 * 1024;
+const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
+export interface NativeExecDriverOptions {
+  /** Groups live at <controller>/<cgroupParent>/<id> (v1) or <cgroupParent>/<id> (v2). */
+  cgroupParent: string;
+  /** The init entry; defaults to init.js next to this file. */
+  initScript?: string;
+}
+
+interface LiveContainer {
+  id: string;
+  spec: ContainerSpec;
+  pid: number;
+  cgroup: Cgroup;
+  capabilities: bigint;
+  running: boolean;
+  exited: Promise<ExitStatus>;
+}
+
+export interface ExecOptions {
+  /** Every capability for this process (docker exec --privileged). */
+  privileged?: boolean;
+}
+
+/**
+ * Runs containers as direct children of the daemon: no shim. For each container the daemon's main
+ * thread briefly enters a new PID namespace (unshare) or the container's (setns), spawns the init,
+ * and returns to its own PID namespace before anything else can run.
+ */
+export class NativeExecDriver implements ExecDriver {
+  readonly name = 'native';
+  private readonly cgroups: CgroupHost;
+  private readonly initScript: string;
+  private readonly hostPidNs: number;
+  private readonly containers = new Map<string, LiveContainer>();
+  private closed = false;
+
+  constructor(options: NativeExecDriverOptions) {
+    this.cgroups = detectCgroups(options.cgroupParent);
+    this.initScript = options.initScript ?? join(__dirname, 'init.js');
+    // Held for the daemon's lifetime: the way back after spawning into another PID namespace.
+    this.hostPidNs = openSync('/proc/self/ns/pid', 'r');
+  }
+
+  async info(): Promise<ExecDriverInfo> {
+    return { name: this.name, cgroupVersion: this.cgroups.version, cgroupDriver: 'cgroupfs', oomKillDisable: this.cgroups.version === '1', ...this.cgroups.features() };
+  }
+
+  async start(spec: ContainerSpec, stdio: StdioSpec): Promise<ContainerProcess> {
+    if (!ID_PATTERN.test(spec.id)) throw invalid(`invalid container id ${JSON.stringify(spec.id)}`);
+    if (this.containers.get(spec.id)?.running) throw conflict(`container ${spec.id} is already running`);
+    this.containers.delete(spec.id);
+    try {
+      if (!statSync(spec.rootfs).isDirectory()) throw new Error('not a directory');
+    } catch (err) {
+      throw invalid(`rootfs ${spec.rootfs}: ${(err as Error).message}`);
+    }
+    validateProcess(spec.process);
+    const capabilities = spec.privileged ? allCapabilities() : containerCapabilities(spec.capAdd, spec.capDrop);
+    const cgroup = this.cgroups.group(spec.id);
+    // A group with this id left by a dead daemon or an earlier run: nothing of it may survive.
+    await cgroup.killAll();
+    cgroup.remove();
+    const init: CreateInit = {
+      mode: 'create',
+      process: spec.process,
+      capabilities: capabilities.toString(),
+      noNewPrivileges: spec.noNewPrivileges,
+      rootfs: spec.rootfs,
+      hostname: spec.hostname,
+      domainname: spec.domainname,
+      readonlyRootfs: spec.readonlyRootfs,
+      privileged: spec.privileged,
+      mounts: spec.mounts,
+      network: spec.network,
+      maskedPaths: spec.maskedPaths ?? DEFAULT_MASKED_PATHS,
+      readonlyPaths: spec.readonlyPaths ?? DEFAULT_READONLY_PATHS,
+      shmSize: spec.shmSize ?? DEFAULT_SHM_SIZE,
+    };
+    try {
+      cgroup.create(spec.resources, spec.privileged);
+      const proc = await this.launch(init, stdio, cgroup, undefined);
+      const live: LiveContainer = { id: spec.id, spec, pid: proc.pid, cgroup, capabilities, running: true, exited: proc.exited };
+      this.containers.set(spec.id, live);
+      void proc.exited.then(() => {
+        live.running = false;
+      });
+      return proc;
+    } catch (err) {
+      await cgroup.killAll().catch(() => undefined);
+      try {
+        cgroup.remove();
+      } catch {
+        // reported by the original error
+      }
+      if (err instanceof ContainerStartError || err instanceof EngineError) throw err;
+      throw new ContainerStartError(125, (err as Error).message);
+    }
+  }
+
+  async exec(id: string, proc: ProcessSpec, stdio: StdioSpec, options: ExecOptions = {}): Promise<ContainerProcess> {
+    const live = this.running(id);
+    validateProcess(proc);
+    const init: JoinInit = {
+      mode: 'join',
+      pid: live.pid,
+      process: proc,
+      capabilities: (options.privileged ? allCapabilities() : live.capabilities).toString(),
+      noNewPrivileges: live.spec.noNewPrivileges,
+    };
+    let pidNs: number;
+    try {
+      pidNs = openSync(`/proc/${live.pid}/ns/pid`, 'r');
+    } catch (err) {
+      throw conflict(`container ${id} is not running: ${(err as Error).message}`);
+    }
+    try {
+      return await this.launch(init, stdio, live.cgroup, pidNs);
+    } finally {
+      closeSync(pidNs);
+    }
+  }
+
+  async kill(id: string, signal: string | number): Promise<void> {
+    const live = this.running(id);
+    const number = parseSignal(signal);
+    try {
+      process.kill(live.pid, number);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+    }
+  }
+
+  async pause(id: string): Promise<void> {
+    await this.running(id).cgroup.freeze();
+  }
+
+  async resume(id: string): Promise<void> {
+    await this.running(id).cgroup.thaw();
+  }
+
+  async stats(id: string): Promise<ContainerStats> {
+    return this.group(id).stats();
+  }
+
+  async top(id: string): Promise<ContainerProcessInfo[]> {
+    const users = hostUsers();
+    return this.group(id)
+      .pids()
+      .map((pid) => processInfo(pid, users))
+      .filter((p): p is ContainerProcessInfo => p !== undefined)
+      .sort((a, b) => a.pid - b.pid);
+  }
+
+  async destroy(id: string): Promise<void> {
+    const live = this.containers.get(id);
+    const cgroup = live?.cgroup ?? this.cgroups.group(id);
+    await cgroup.killAll();
+    if (live) {
+      if (live.running) {
+        try {
+          process.kill(live.pid, 'SIGKILL');
+        } catch {
+          // exited; its exit event is on the way
+        }
+      }
+      await live.exited;
+    }
+    cgroup.remove();
+    this.containers.delete(id);
+  }
+
+  async list(): Promise<string[]> {
+    return [...this.containers.values()].filter((c) => c.running).map((c) => c.id);
+  }
+
+  async listStale(): Promise<string[]> {
+    return this.cgroups.ids().filter((id) => !this.containers.has(id));
+  }
+
+  async cleanupStale(id: string): Promise<void> {
+    if (this.containers.has(id)) throw conflict(`container ${id} is managed by this daemon; use destroy`);
+    const cgroup = this.cgroups.group(id);
+    await cgroup.killAll();
+    cgroup.remove();
+  }
+
+  /** Releases the driver's own resources; running containers are left to the caller. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    closeSync(this.hostPidNs);
+  }
+
+  /** Removes the (empty) parent cgroup; for tests that use their own parent. */
+  removeCgroupParent(): void {
+    this.cgroups.removeParent();
+  }
+
+  private running(id: string): LiveContainer {
+    const live = this.containers.get(id);
+    if (!live) throw notFound(`No such container: ${id}`);
+    if (!live.running) throw conflict(`Container ${id} is not running`);
+    return live;
+  }
+
+  private group(id: string): Cgroup {
+    const cgroup = this.containers.get(id)?.cgroup ?? this.cgroups.group(id);
+    if (!cgroup.exists()) throw notFound(`No such container: ${id}`);
+    return cgroup;
+  }
+
+  /**
+   * Spawns an init into a new PID namespace (pidNs undefined) or the given one, puts it in the
+   * cgroup, hands it its spec and waits for the "exec" report followed by EOF.
+   */
+  private async launch(init: InitSpec, stdio: StdioSpec, cgroup: Cgroup, pidNs: number | undefined): Promise<ContainerProcess> {
+    const terminal = init.process.terminal;
+    const toClose: number[] = [];
+    const ours: number[] = [];
+    const [specRead, specWrite] = pipe();
+    const [reportRead, reportWrite] = pipe();
+    toClose.push(specRead, reportWrite);
+    ours.push(specWrite, reportRead);
+    const childStdio: Array<number | 'ignore'> = ['ignore', 'ignore', 'ignore'];
+    let stdinWrite: number | undefined;
+    let stdoutRead: number | undefined;
+    let stderrRead: number | undefined;
+    if (!terminal) {
+      if (stdio.stdin) {
+        const [r, w] = pipe();
+        childStdio[0] = r;
+        stdinWrite = w;
+        toClose.push(r);
+        ours.push(w);
+      }
+      const [outR, outW] = pipe();
+      const [errR, errW] = pipe();
+      childStdio[1] = outW;
+      childStdio[2] = errW;
+      stdoutRead = outR;
+      stderrRead = errR;
+      toClose.push(outW, errW);
+      ours.push(outR, errR);
+    }
+    const fds = [...childStdio];
+    fds[SPEC_FD] = specRead;
+    fds[REPORT_FD] = reportWrite;
+
+    let child: ChildProcess;
+    try {
+      child = this.spawnInNamespace(fds, pidNs);
+    } catch (err) {
+      for (const fd of [...toClose, ...ours]) closeQuietly(fd);
+      throw new ContainerStartError(125, `starting the container init: ${(err as Error).message}`);
+    } finally {
+      for (const fd of toClose) closeQuietly(fd);
+    }
+    const childExit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+      child.once('exit', (code, signal) => resolve({ code, signal }));
+      child.once('error', () => resolve({ code: 125, signal: null }));
+    });
+    const pid = child.pid;
+    let ptyMaster: number | undefined;
+    const fail = async (exitCode: 125 | 126 | 127, message: string): Promise<never> => {
+      if (pid !== undefined) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }
+      await childExit;
+      for (const fd of ours) closeQuietly(fd);
+      if (ptyMaster !== undefined) closeQuietly(ptyMaster);
+      throw new ContainerStartError(exitCode, message);
+    };
+    if (pid === undefined) return fail(125, 'the container init could not be spawned');
+    try {
+      cgroup.addProcess(pid);
+      writeSync(specWrite, `${JSON.stringify(init)}\n`);
+    } catch (err) {
+      return fail(125, (err as Error).message);
+    }
+
+    const reports = new Socket({ fd: reportRead, readable: true, writable: false });
+    ours.splice(ours.indexOf(reportRead), 1);
+    let sawExec = false;
+    let error: { exitCode: 125 | 126 | 127; message: string } | undefined;
+    await new Promise<void>((resolve) => {
+      let buffer = '';
+      reports.on('data', (chunk: Buffer) => {
+        buffer += chunk.toString('utf8');
+        let nl: number;
+        while ((nl = buffer.indexOf('\n')) >= 0) {
+          const line = buffer.slice(0, nl);
+          buffer = buffer.slice(nl + 1);
+          let message: InitReport;
+          try {
+            message = JSON.parse(line) as InitReport;
+          } catch {
+            continue;
+          }
+          if (message.type === 'exec') sawExec = true;
+          else if (message.type === 'error') error = { exitCode: message.exitCode, message: message.message };
+          else if (message.type === 'pty') {
+            try {
+              const pidfd = pidfdOpen(pid);
+              try {
+                ptyMaster = pidfdGetfd(pidfd, message.fd);
+              } finally {
+                closeSync(pidfd);
+              }
+              writeSync(specWrite, 'ack\n');
+            } catch (err) {
+              error = { exitCode: 125, message: `taking the container's terminal: ${(err as Error).message}` };
+              try {
+                process.kill(pid, 'SIGKILL');
+              } catch {
+                // gone
+              }
+            }
+          }
+        }
+      });
+      reports.once('close', () => resolve());
+      reports.once('error', () => resolve());
+    });
+    closeQuietly(specWrite);
+    ours.splice(ours.indexOf(specWrite), 1);
+    if (error) return fail(error.exitCode, error.message);
+    if (!sawExec) {
+      const { code, signal } = await childExit;
+      return fail(125, `container init exited before starting the program (${signal ?? `exit code ${code}`})`);
+    }
+
+    const streams: Readable[] = [];
+    let stdin: Writable | undefined;
+    let stdout: Readable;
+    let stderr: Readable | undefined;
+    let resize: ContainerProcess['resize'];
+    if (terminal) {
+      const master = new TtyStream(ptyMaster!, { writable: true } as never);
+      const out = new PassThrough();
+      master.pipe(out);
+      // The master reads EIO once the last slave fd closes: that is the terminal's end of file.
+      master.on('error', () => {
+        out.end();
+        master.destroy();
+      });
+      stdout = out;
+      if (stdio.stdin) stdin = master;
+      const fd = ptyMaster!;
+      resize = (rows, cols) => {
+        if (!master.destroyed) setWindowSize(fd, rows, cols);
+      };
+      streams.push(out);
+    } else {
+      stdout = new Socket({ fd: stdoutRead!, readable: true, writable: false });
+      stderr = new Socket({ fd: stderrRead!, readable: true, writable: false });
+      if (stdinWrite !== undefined) stdin = new Socket({ fd: stdinWrite, readable: false, writable: true });
+      streams.push(stdout, stderr);
+    }
+    const ended = streams.map((s) => new Promise<void>((resolve) => s.once('close', resolve).once('end', resolve).once('error', () => resolve())));
+    const exited = childExit.then(async ({ code, signal }) => {
+      // Output a consumer reads is complete before the exit is reported; unread streams keep their
+      // buffered data but do not hold the exit back.
+      await Promise.all(streams.map((s, i) => (s.readableFlowing ? ended[i] : undefined)));
+      if (stdin && !stdin.destroyed) stdin.destroy();
+      const status: ExitStatus = { exitCode: code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0), oomKilled: safeOomKills(cgroup) > 0 };
+      if (signal) status.signal = signal;
+      return status;
+    });
+    const result: ContainerProcess = { pid, stdout, exited };
+    if (stdin) result.stdin = stdin;
+    if (stderr) result.stderr = stderr;
+    if (resize) result.resize = resize;
+    return result;
+  }
+
+  /** The only place the daemon's main thread leaves its PID namespace; no await in here. */
+  private spawnInNamespace(fds: Array<number | 'ignore'>, pidNs: number | undefined): ChildProcess {
+    if (pidNs === undefined) unshare(CLONE.NEWPID);
+    else setns(pidNs, CLONE.NEWPID);
+    try {
+      return spawn(process.execPath, [this.initScript], { stdio: fds, env: {}, argv0: 'tsengine-init' });
+    } finally {
+      setns(this.hostPidNs, CLONE.NEWPID);
+    }
+  }
+}
+
+function safeOomKills(cgroup: Cgroup): number {
+  try {
+    return cgroup.oomKills();
+  } catch {
+    return 0;
+  }
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // already closed
+  }
+}
+
+function validateProcess(proc: ProcessSpec): void {
+  if (!Array.isArray(proc.args) || proc.args.length === 0) throw invalid('no command specified');
+  if (!proc.cwd.startsWith('/')) throw invalid(`the working directory '${proc.cwd}' is invalid, it needs to be an absolute path`);
+}
+
+function parseSignal(signal: string | number): number {
+  if (typeof signal === 'number' || /^\d+$/.test(signal)) {
+    const n = Number(signal);
+    if (n < 1 || n > 64) throw invalid(`Invalid signal: ${signal}`);
+    return n;
+  }
+  const name = signal.toUpperCase().startsWith('SIG') ? signal.toUpperCase() : `SIG${signal.toUpperCase()}`;
+  const n = (constants.signals as Record<string, number>)[name];
+  if (n === undefined) throw invalid(`Invalid signal: ${signal}`);
+  return n;
+}
+
+function hostUsers(): Map<number, string> {
+  const users = new Map<number, string>();
+  try {
+    for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
+      const [name, , uid] = line.split(':');
+      if (name && uid && !users.has(Number(uid))) users.set(Number(uid), name);
+    }
+  } catch {
+    // numeric users only
+  }
+  return users;
+}
+
+const CLOCK_TICKS = 100;
+let bootTimeMs: number | undefined;
+function bootTime(): number {
+  if (bootTimeMs === undefined) {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n').find((l) => l.startsWith('btime '));
+    bootTimeMs = Number(line?.split(' ')[1] ?? 0) * 1000;
+  }
+  return bootTimeMs;
+}
+
+/** ps-like fields of one process from /proc (host view); undefined when it is gone. */
+function processInfo(pid: number, users: Map<number, string>): ContainerProcessInfo | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // fields[0] is stat's 3rd field (state).
+    const f = (n: number) => Number(fields[n - 3]);
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const uid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
+    let tty = '?';
+    if (f(7) !== 0) {
+      try {
+        tty = readlinkSync(`/proc/${pid}/fd/0`).replace(/^\/dev\//, '');
+      } catch {
+        tty = '?';
+      }
+    }
+    return {
+      pid,
+      ppid: f(4),
+      uid,
+      user: users.get(uid) ?? String(uid),
+      state: fields[0] ?? '?',
+      startTime: bootTime() + (f(22) * 1000) / CLOCK_TICKS,
+      cpuTime: ((f(14) + f(15)) * 1000) / CLOCK_TICKS,
+      rss: f(24) * 4096,
+      vsz: f(23),
+      tty,
+      cmd: cmdline || `[${comm}]`,
+    };
+  } catch {
+    return undefined;
+  }
+}

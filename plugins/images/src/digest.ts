@@ -1,0 +1,107 @@
+import { createHash, type Hash } from 'node:crypto';
+import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+
+export function sha256(data: string | Uint8Array): string {
+  return 'sha256:' + createHash('sha256').update(data).digest('hex');
+}
+
+export function hex(digest: string): string {
+  return digest.startsWith('sha256:') ? digest.slice(7) : digest;
+}
+
+/** OCI chain IDs: chainID(L0) = diffID(L0); chainID(Ln) = sha256(chainID(Ln-1) + " " + diffID(Ln)). */
+export function chainIds(diffIds: string[]): string[] {
+  const out: string[] = [];
+  for (const d of diffIds) out.push(out.length === 0 ? d : sha256(`${out[out.length - 1]} ${d}`));
+  return out;
+}
+
+/** Passes bytes through unchanged while hashing and counting them. */
+export class HashingStream extends Transform {
+  private readonly hash: Hash = createHash('sha256');
+  bytes = 0;
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+    done(null, chunk);
+  }
+
+  digest(): string {
+    return 'sha256:' + this.hash.digest('hex');
+  }
+}
+
+/**
+ * Returns the stream uncompressed: peeks at the first bytes and inserts gunzip when they are gzip's
+ * magic. Errors of the source propagate to the result.
+ */
+export async function decompressed(source: Readable): Promise<Readable> {
+  const head = await peek(source, 2);
+  const out = new PassThrough();
+  const isGzip = head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b;
+  const forward = (err: Error) => out.destroy(err);
+  source.on('error', forward);
+  const ended = source.readableEnded;
+  if (isGzip) {
+    const gunzip = createGunzip();
+    gunzip.on('error', forward);
+    gunzip.pipe(out);
+    if (ended) gunzip.end(head);
+    else {
+      gunzip.write(head);
+      source.pipe(gunzip);
+    }
+  } else if (ended) {
+    out.end(head);
+  } else {
+    if (head.length) out.write(head);
+    source.pipe(out);
+  }
+  return out;
+}
+
+/** Reads at least n bytes (or to EOF) and returns them; the source is paused at that point. */
+function peek(source: Readable, n: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const cleanup = () => {
+      source.off('data', onData);
+      source.off('end', onEnd);
+      source.off('error', onError);
+    };
+    const onData = (chunk: Buffer) => {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size >= n) {
+        source.pause();
+        cleanup();
+        resolve(Buffer.concat(chunks));
+      }
+    };
+    const onEnd = () => {
+      cleanup();
+      resolve(Buffer.concat(chunks));
+    };
+    const onError = (err: Error) => {
+      cleanup();
+      reject(err);
+    };
+    source.on('data', onData);
+    source.on('end', onEnd);
+    source.on('error', onError);
+  });
+}
+
+export async function readAll(stream: Readable, limit = 64 * 1024 * 1024): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of stream) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw new Error(`stream exceeds ${limit} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}

@@ -1,0 +1,274 @@
+import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { type GraphDriver, type Logger, errorMessage, invalid, systemError, writeJsonAtomic } from '@tsengine/core';
+import { HashingStream, decompressed, hex, sha256 } from './digest.js';
+import { KeyedMutex } from './mutex.js';
+import { TarSplitRecorder, assemble } from './tarsplit.js';
+
+export interface LayerRecord {
+  chainId: string;
+  diffId: string;
+  parent: string | null;
+  /** Bytes of content the driver applied for this layer alone. */
+  size: number;
+  /** The graph driver's id for the layer (the chain ID's hex). */
+  cacheId: string;
+  /** Written before the driver is touched; a record still incomplete at start-up is a crash leftover. */
+  state: 'incomplete' | 'complete';
+}
+
+/**
+ * layerdb: one JSON record per layer by chain ID, plus holders.json (holder → chain ID) for layers that
+ * containers keep alive. A layer's driver directory exists only while its record does, and a record
+ * is complete only once the whole tar was applied and its digest checked.
+ */
+export class LayerStore {
+  private readonly layers = new Map<string, LayerRecord>();
+  private holders = new Map<string, string>();
+  /** In-flight jobs' layers (applied but not yet referenced by a stored image): never collected. */
+  private readonly transient = new Map<string, number>();
+  private readonly creating = new KeyedMutex();
+  private readonly dir: string;
+
+  constructor(
+    root: string,
+    private readonly driver: GraphDriver,
+    private readonly log: Logger,
+  ) {
+    this.dir = join(root, 'layerdb');
+  }
+
+  private recordPath(chainId: string): string {
+    return join(this.dir, 'sha256', `${hex(chainId)}.json`);
+  }
+
+  private splitPath(chainId: string): string {
+    return join(this.dir, 'sha256', `${hex(chainId)}.tar-split.gz`);
+  }
+
+  /** Loads the records and removes what a crash left half-made. */
+  async restore(): Promise<void> {
+    await mkdir(join(this.dir, 'sha256'), { recursive: true });
+    for (const name of await readdir(join(this.dir, 'sha256'))) {
+      if (!name.endsWith('.json')) {
+        if (name.endsWith('.tar-split.gz') && !(await exists(join(this.dir, 'sha256', name.replace('.tar-split.gz', '.json'))))) await rm(join(this.dir, 'sha256', name), { force: true });
+        continue;
+      }
+      const path = join(this.dir, 'sha256', name);
+      let record: LayerRecord;
+      try {
+        record = JSON.parse(await readFile(path, 'utf8')) as LayerRecord;
+      } catch (err) {
+        this.log.warn({ path, err: errorMessage(err) }, 'discarding unreadable layer record');
+        await rm(path, { force: true });
+        continue;
+      }
+      if (record.state !== 'complete') {
+        this.log.warn({ chainId: record.chainId }, 'discarding a layer left incomplete by a crash');
+        await this.driver.remove(record.cacheId).catch(() => undefined);
+        await rm(this.splitPath(record.chainId), { force: true });
+        await rm(path, { force: true });
+        continue;
+      }
+      this.layers.set(record.chainId, record);
+    }
+    // Children whose parent record vanished are unusable; drop them too.
+    let changed = true;
+    while (changed) {
+      changed = false;
+      for (const record of [...this.layers.values()]) {
+        if (record.parent && !this.layers.has(record.parent)) {
+          this.log.warn({ chainId: record.chainId }, 'discarding a layer whose parent is missing');
+          await this.removeLayer(record);
+          changed = true;
+        }
+      }
+    }
+    try {
+      const raw = JSON.parse(await readFile(join(this.dir, 'holders.json'), 'utf8')) as Record<string, string>;
+      this.holders = new Map(Object.entries(raw).filter(([, chain]) => this.layers.has(chain)));
+    } catch {
+      this.holders = new Map();
+    }
+  }
+
+  get(chainId: string): LayerRecord | undefined {
+    return this.layers.get(chainId);
+  }
+
+  has(chainId: string): boolean {
+    return this.layers.has(chainId);
+  }
+
+  all(): LayerRecord[] {
+    return [...this.layers.values()];
+  }
+
+  /** The chain from the bottom layer up to chainId. */
+  chain(chainId: string): LayerRecord[] {
+    const out: LayerRecord[] = [];
+    let cur: string | null = chainId;
+    while (cur) {
+      const record = this.layers.get(cur);
+      if (!record) throw systemError(`layer ${cur} is missing from the layer store`);
+      out.unshift(record);
+      cur = record.parent;
+    }
+    return out;
+  }
+
+  chainSize(chainId: string | null): number {
+    return chainId ? this.chain(chainId).reduce((sum, l) => sum + l.size, 0) : 0;
+  }
+
+  /**
+   * Applies a layer tar (plain or gzip) on `parent`, checking that its uncompressed digest is
+   * `diffId`. Reuses an existing layer without reading the stream (the caller may then drop it).
+   * Marks the result transient until release(); the caller releases after referencing it from an image.
+   */
+  async create(parent: string | null, diffId: string, open: () => Promise<Readable>): Promise<{ record: LayerRecord; existed: boolean }> {
+    const chainId = parent ? sha256(`${parent} ${diffId}`) : diffId;
+    return this.creating.run(chainId, async () => {
+      this.hold(chainId);
+      try {
+        const existing = this.layers.get(chainId);
+        if (existing) return { record: existing, existed: true };
+        const parentRecord = parent ? this.layers.get(parent) : undefined;
+        if (parent && !parentRecord) throw systemError(`parent layer ${parent} of ${chainId} is missing`);
+        const record: LayerRecord = { chainId, diffId, parent, size: 0, cacheId: hex(chainId), state: 'incomplete' };
+        await writeJsonAtomic(this.recordPath(chainId), record);
+        try {
+          if (await this.driver.exists(record.cacheId)) await this.driver.remove(record.cacheId);
+          await this.driver.create(record.cacheId, parentRecord?.cacheId ?? null);
+          const hashing = new HashingStream();
+          const recorder = new TarSplitRecorder(this.splitPath(chainId));
+          const source = await decompressed(await open());
+          const applied = this.driver.applyDiff(record.cacheId, parentRecord?.cacheId ?? null, recorder);
+          const fed = pipeline(source, hashing, recorder);
+          fed.catch(() => undefined); // awaited below, after applyDiff settles
+          // applyDiff may fail (hostile entry) before the stream is drained: stop feeding it.
+          const size = await applied.catch((err: unknown) => {
+            source.destroy();
+            hashing.destroy();
+            recorder.destroy();
+            throw err;
+          });
+          await fed.catch((err: unknown) => {
+            throw invalid(`reading layer ${diffId}: ${errorMessage(err)}`, err);
+          });
+          await recorder.written;
+          const actual = hashing.digest();
+          if (actual !== diffId) throw invalid(`layer digest mismatch: the tar has diff ID ${actual}, the image config expects ${diffId}`);
+          record.size = size;
+          record.state = 'complete';
+          await writeJsonAtomic(this.recordPath(chainId), record);
+          this.layers.set(chainId, record);
+          return { record, existed: false };
+        } catch (err) {
+          await this.driver.remove(record.cacheId).catch((e: unknown) => this.log.warn({ chainId, err: errorMessage(e) }, 'removing a failed layer'));
+          await rm(this.splitPath(chainId), { force: true });
+          await rm(this.recordPath(chainId), { force: true });
+          throw err;
+        }
+      } catch (err) {
+        this.release(chainId);
+        throw err;
+      }
+    });
+  }
+
+  hold(chainId: string): void {
+    this.transient.set(chainId, (this.transient.get(chainId) ?? 0) + 1);
+  }
+
+  release(chainId: string): void {
+    const n = (this.transient.get(chainId) ?? 0) - 1;
+    if (n <= 0) this.transient.delete(chainId);
+    else this.transient.set(chainId, n);
+  }
+
+  async retain(chainId: string, holder: string): Promise<void> {
+    if (!this.layers.has(chainId)) throw systemError(`layer ${chainId} is missing from the layer store`);
+    this.holders.set(holder, chainId);
+    await this.saveHolders();
+  }
+
+  async releaseHolder(holder: string): Promise<void> {
+    if (!this.holders.delete(holder)) return;
+    await this.saveHolders();
+  }
+
+  private async saveHolders(): Promise<void> {
+    await writeJsonAtomic(join(this.dir, 'holders.json'), Object.fromEntries(this.holders));
+  }
+
+  /**
+   * Removes every layer not on the chain of `liveTops` (image top layers), a holder or an in-flight
+   * job, children first. Returns the removed records.
+   */
+  async collect(liveTops: Iterable<string>): Promise<LayerRecord[]> {
+    const tops = [...liveTops];
+    const liveSet = () => {
+      const live = new Set<string>();
+      const mark = (top: string | null) => {
+        for (let cur = top; cur && !live.has(cur); cur = this.layers.get(cur)?.parent ?? null) live.add(cur);
+      };
+      for (const top of tops) mark(top);
+      for (const top of this.holders.values()) mark(top);
+      for (const top of this.transient.keys()) mark(top);
+      return live;
+    };
+    const initial = liveSet();
+    const depth = (l: LayerRecord) => this.chain(l.chainId).length;
+    const candidates = [...this.layers.values()].filter((l) => !initial.has(l.chainId)).sort((a, b) => depth(b) - depth(a));
+    const removed: LayerRecord[] = [];
+    for (const record of candidates) {
+      // Under the layer's own lock, and re-checked: a job may have started reusing it meanwhile.
+      await this.creating.run(record.chainId, async () => {
+        if (!this.layers.has(record.chainId) || liveSet().has(record.chainId)) return;
+        if ([...this.layers.values()].some((l) => l.parent === record.chainId)) return;
+        await this.removeLayer(record);
+        removed.push(record);
+      });
+    }
+    return removed;
+  }
+
+  private async removeLayer(record: LayerRecord): Promise<void> {
+    this.layers.delete(record.chainId);
+    // Marked first: a crash mid-removal leaves an incomplete record that start-up finishes off.
+    await writeJsonAtomic(this.recordPath(record.chainId), { ...record, state: 'incomplete' });
+    await this.driver.remove(record.cacheId);
+    await rm(this.splitPath(record.chainId), { force: true });
+    await rm(this.recordPath(record.chainId), { force: true });
+  }
+
+  /**
+   * A layer's tar, byte for byte as it was applied when its tar-split was recorded (so its digest is
+   * the diff ID), else as the driver's diff produces it.
+   */
+  async diff(chainId: string): Promise<Readable> {
+    const record = this.layers.get(chainId);
+    if (!record) throw systemError(`layer ${chainId} is missing from the layer store`);
+    const split = this.splitPath(chainId);
+    if (await exists(split)) {
+      const root = await this.driver.get(record.cacheId);
+      const out = assemble(split, root);
+      out.once('close', () => void this.driver.put(record.cacheId).catch(() => undefined));
+      return out;
+    }
+    const parent = record.parent ? this.layers.get(record.parent)!.cacheId : null;
+    return this.driver.diff(record.cacheId, parent);
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,48 @@
+import { createHash } from 'node:crypto';
+import { Transform, type TransformCallback } from 'node:stream';
+import { EngineError } from '@tsengine/core';
+
+export function sha256(data: Uint8Array): string {
+  return 'sha256:' + createHash('sha256').update(data).digest('hex');
+}
+
+/**
+ * Passes a blob through while checking it against its descriptor: too many bytes fail at once, a short
+ * blob or a wrong digest fail at the end, so a consumer never commits unverified content.
+ */
+export class VerifyingStream extends Transform {
+  private readonly hash = createHash('sha256');
+  bytes = 0;
+
+  constructor(
+    private readonly expectedDigest: string,
+    private readonly expectedSize: number | undefined,
+    private readonly onBytes?: (bytes: number) => void,
+  ) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    this.bytes += chunk.length;
+    if (this.expectedSize !== undefined && this.bytes > this.expectedSize) {
+      done(new EngineError('invalid', `blob ${this.expectedDigest} is larger than its descriptor says (${this.expectedSize} bytes)`));
+      return;
+    }
+    this.hash.update(chunk);
+    this.onBytes?.(this.bytes);
+    done(null, chunk);
+  }
+
+  override _flush(done: TransformCallback): void {
+    if (this.expectedSize !== undefined && this.bytes !== this.expectedSize) {
+      done(new EngineError('invalid', `blob ${this.expectedDigest} has ${this.bytes} bytes, its descriptor says ${this.expectedSize}`));
+      return;
+    }
+    const actual = 'sha256:' + this.hash.digest('hex');
+    if (actual !== this.expectedDigest) {
+      done(new EngineError('invalid', `digest mismatch for blob ${this.expectedDigest}: the registry sent content with digest ${actual}`));
+      return;
+    }
+    done();
+  }
+}

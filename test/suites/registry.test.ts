@@ -1,0 +1,184 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { open } from 'node:fs/promises';
+import { gzipSync } from 'node:zlib';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { type Daemon, docker, startDaemon } from '../helpers/daemon.js';
+import { busyboxRootfsTar } from '../helpers/images.js';
+import { type TestRegistry, startRegistry } from '../helpers/registry.js';
+
+const PLUGINS = ['@tsengine/api-server', '@tsengine/system', '@tsengine/images', '@tsengine/graphdriver-overlay', '@tsengine/registry-v2'];
+const MANIFEST_V2 = 'application/vnd.docker.distribution.manifest.v2+json';
+const MANIFEST_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json';
+const GOARCH: Record<string, string> = { x64: 'amd64', arm64: 'arm64' };
+
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+
+function sha256(data: Buffer): string {
+  return 'sha256:' + createHash('sha256').update(data).digest('hex');
+}
+
+/** Monolithic blob upload straight to the registry, the way another client would have pushed it. */
+async function uploadBlob(registry: TestRegistry, repo: string, blob: Buffer): Promise<string> {
+  const digest = sha256(blob);
+  const start = await registry.request('POST', `/v2/${repo}/blobs/uploads/`);
+  assert.equal(start.status, 202, start.body.toString());
+  const target = new URL(String(start.headers.location), `http://${registry.host}`);
+  target.searchParams.set('digest', digest);
+  const put = await registry.request('PUT', target.pathname + target.search, { 'Content-Type': 'application/octet-stream' }, blob);
+  assert.equal(put.status, 201, put.body.toString());
+  return digest;
+}
+
+async function ok(daemon: Daemon, args: string[], input?: Buffer): Promise<string> {
+  const r = await docker(daemon, args, input ? { input } : {});
+  assert.equal(r.status, 0, `docker ${args.join(' ')} failed (${r.status}): ${r.stderr}\n${r.stdout}`);
+  return r.stdout;
+}
+
+describe('registry-v2: docker push and pull against a local docker-registry', () => {
+  let registry: TestRegistry;
+  let daemon: Daemon;
+  let image: string;
+  let imageId: string;
+  let pushedDigest: string;
+
+  before(async () => {
+    registry = await startRegistry();
+    daemon = await startDaemon({ plugins: PLUGINS, config: { graphdriver: 'overlay' } });
+    imageId = (await ok(daemon, ['import', '-c', 'CMD ["sh"]', '-', 'busybox:latest'], await busyboxRootfsTar())).trim();
+    image = `${registry.host}/test/busybox`;
+  });
+  after(async () => {
+    await daemon?.stop();
+    await registry?.stop();
+  });
+
+  it('pushes a tagged image; the registry then serves its schema2 manifest', async () => {
+    await ok(daemon, ['tag', 'busybox', `${image}:1`]);
+    const out = await ok(daemon, ['push', `${image}:1`]);
+    assert.match(out, new RegExp(`The push refers to repository \\[${image.replace(/\./g, '\\.')}\\]`));
+    assert.match(out, /Pushed/);
+    const line = /1: digest: (sha256:[a-f0-9]{64}) size: (\d+)/.exec(out);
+    assert.ok(line, `no digest line in: ${out}`);
+    pushedDigest = line[1]!;
+
+    const manifest = await registry.get('/v2/test/busybox/manifests/1', { Accept: MANIFEST_V2 });
+    assert.equal(manifest.status, 200, manifest.body.toString());
+    assert.equal(manifest.headers['docker-content-digest'], pushedDigest);
+    assert.equal(manifest.body.length, Number(line[2]));
+    const parsed = JSON.parse(manifest.body.toString()) as { mediaType: string; config: { digest: string }; layers: unknown[] };
+    assert.equal(parsed.mediaType, MANIFEST_V2);
+    assert.equal(parsed.config.digest, imageId);
+    assert.equal(parsed.layers.length, 1);
+
+    const again = await ok(daemon, ['push', `${image}:1`]);
+    assert.match(again, /Layer already exists/);
+    assert.match(again, new RegExp(`1: digest: ${pushedDigest}`));
+  });
+
+  it('pulls the pushed image back after rmi with the same ID and digest', async () => {
+    await ok(daemon, ['rmi', `${image}:1`]);
+    assert.notEqual((await docker(daemon, ['image', 'inspect', `${image}:1`])).status, 0);
+    await ok(daemon, ['rmi', 'busybox:latest']);
+    const out = await ok(daemon, ['pull', `${image}:1`]);
+    assert.match(out, /1: Pulling from test\/busybox/);
+    assert.match(out, /Pull complete/);
+    assert.match(out, new RegExp(`Digest: ${pushedDigest}`));
+    assert.match(out, new RegExp(`Status: Downloaded newer image for ${image.replace(/\./g, '\\.')}:1`));
+    const inspect = JSON.parse(await ok(daemon, ['image', 'inspect', `${image}:1`])) as Array<{ Id: string; RepoDigests: string[] }>;
+    assert.equal(inspect[0]!.Id, imageId);
+    assert.ok(inspect[0]!.RepoDigests.includes(`${image}@${pushedDigest}`), JSON.stringify(inspect[0]!.RepoDigests));
+  });
+
+  it('a second pull reports the image up to date', async () => {
+    const out = await ok(daemon, ['pull', `${image}:1`]);
+    assert.match(out, new RegExp(`Status: Image is up to date for ${image.replace(/\./g, '\\.')}:1`));
+    assert.doesNotMatch(out, /Pull complete/);
+  });
+
+  it('pulling a missing tag fails with manifest unknown', async () => {
+    const r = await docker(daemon, ['pull', `${image}:missing`]);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, new RegExp(`manifest for ${image.replace(/\./g, '\\.')}:missing not found: manifest unknown`));
+  });
+  it('pulls through a manifest list, picking the host platform', async () => {
+    const own = await registry.get('/v2/test/busybox/manifests/1', { Accept: MANIFEST_V2 });
+    const arch = GOARCH[process.arch] ?? process.arch;
+    const other = arch === 'amd64' ? 'arm64' : 'amd64';
+    // The foreign entry points at a manifest that does not exist on its own tag: picking it would fail the pull.
+    const list = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MANIFEST_LIST,
+        manifests: [
+          { mediaType: MANIFEST_V2, digest: pushedDigest, size: own.body.length, platform: { os: 'linux', architecture: other } },
+          { mediaType: MANIFEST_V2, digest: pushedDigest, size: own.body.length, platform: { os: 'linux', architecture: arch } },
+        ],
+      }),
+    );
+    const put = await registry.request('PUT', '/v2/test/busybox/manifests/multi', { 'Content-Type': MANIFEST_LIST }, list);
+    assert.equal(put.status, 201, put.body.toString());
+    const listDigest = String(put.headers['docker-content-digest']);
+    const out = await ok(daemon, ['pull', `${image}:multi`]);
+    assert.match(out, new RegExp(`Digest: ${listDigest}`));
+    assert.equal((await ok(daemon, ['image', 'inspect', '-f', '{{.Id}}', `${image}:multi`])).trim(), imageId);
+
+    const none = await registry.request('PUT', '/v2/test/busybox/manifests/foreign', { 'Content-Type': MANIFEST_LIST }, Buffer.from(
+      JSON.stringify({ schemaVersion: 2, mediaType: MANIFEST_LIST, manifests: [{ mediaType: MANIFEST_V2, digest: pushedDigest, size: own.body.length, platform: { os: 'linux', architecture: 'mips64le' } }] }),
+    ));
+    assert.equal(none.status, 201, none.body.toString());
+    const refused = await docker(daemon, ['pull', `${image}:foreign`]);
+    assert.equal(refused.status, 1);
+    assert.match(refused.stderr, /no matching manifest for linux\/\w+ in the manifest list entries/);
+  });
+
+  it('refuses a layer whose bytes do not match its digest and registers nothing', async () => {
+    const manifest = JSON.parse((await registry.get('/v2/test/busybox/manifests/1', { Accept: MANIFEST_V2 })).body.toString()) as { layers: Array<{ digest: string }> };
+    const hex = manifest.layers[0]!.digest.slice(7);
+    await ok(daemon, ['rmi', `${image}:1`, `${image}:multi`]);
+    assert.equal((await ok(daemon, ['images', '-a', '-q'])).trim(), '');
+    // Same size, the last byte (tar padding) changed, straight in the registry's storage: the registry
+    // serves it as is, and only the digest check can notice.
+    const file = await open(join(registry.dir, 'storage', 'docker', 'registry', 'v2', 'blobs', 'sha256', hex.slice(0, 2), hex, 'data'), 'r+');
+    try {
+      const last = (await file.stat()).size - 1;
+      const byte = Buffer.alloc(1);
+      await file.read(byte, 0, 1, last);
+      byte[0] = byte[0]! ^ 0xff;
+      await file.write(byte, 0, 1, last);
+    } finally {
+      await file.close();
+    }
+    const r = await docker(daemon, ['pull', `${image}:1`]);
+    assert.equal(r.status, 1, r.stdout);
+    assert.match(r.stderr + r.stdout, new RegExp(`digest mismatch for blob sha256:${hex}`));
+    assert.equal((await ok(daemon, ['images', '-a', '-q'])).trim(), '');
+    assert.notEqual((await docker(daemon, ['image', 'inspect', `${image}:1`])).status, 0);
+  });
+  it('pulls an OCI image with a gzip layer that another client pushed', async () => {
+    const tar = await busyboxRootfsTar();
+    const gz = gzipSync(tar);
+    const layerDigest = await uploadBlob(registry, 'test/gz', gz);
+    const config = Buffer.from(
+      JSON.stringify({ architecture: GOARCH[process.arch] ?? process.arch, os: 'linux', config: { Cmd: ['sh'] }, rootfs: { type: 'layers', diff_ids: [sha256(tar)] }, history: [{ created_by: 'uploaded by the test' }] }),
+    );
+    const configDigest = await uploadBlob(registry, 'test/gz', config);
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: OCI_MANIFEST,
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
+        layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layerDigest, size: gz.length }],
+      }),
+    );
+    const put = await registry.request('PUT', '/v2/test/gz/manifests/oci', { 'Content-Type': OCI_MANIFEST }, manifest);
+    assert.equal(put.status, 201, put.body.toString());
+    const out = await ok(daemon, ['pull', `${registry.host}/test/gz:oci`]);
+    assert.match(out, new RegExp(`${layerDigest.slice(7, 19)}: Pull complete`));
+    assert.match(out, new RegExp(`Digest: ${sha256(manifest)}`));
+    assert.equal((await ok(daemon, ['image', 'inspect', '-f', '{{.Id}}', `${registry.host}/test/gz:oci`])).trim(), configDigest);
+    await ok(daemon, ['rmi', `${registry.host}/test/gz:oci`]);
+  });
+});
