@@ -9,6 +9,8 @@ export * from './capabilities/settings.js';
 export * from './capabilities/graphdriver.js';
 export * from './capabilities/apiserver.js';
 export * from './capabilities/execdriver.js';
+export * from './capabilities/networks.js';
+export * from './capabilities/volumes.js';
 export * from './plugins/definition.js';
 export * from './plugins/config.js';
 export * from './plugins/loader.js';

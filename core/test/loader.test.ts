@@ -93,6 +93,21 @@ describe('plugin loader', () => {
     assert.deepEqual(providers.names().sort(), ['fast', 'slow']);
   });
 
+  it('loads a plugin after the providers of what it uses, and without them when none is configured', async () => {
+    const user = writePlugin({
+      name: 'user',
+      extra: `uses: ['networks'],`,
+      register: `const nets = ctx.use(defineCapability('networks', { mode: 'one' })); ctx.handle('user.which', async () => (nets ? nets.name : 'none'));`,
+    });
+    const nets = provider('nets', 'networks', 'local');
+    const withNets = await boot({ plugins: [user, nets] });
+    assert.deepEqual(withNets.plugins.map((p) => p.name), ['nets', 'user']);
+    assert.equal(await withNets.engine.run('user.which' as never, {} as never), 'local');
+    const alone = await boot({ plugins: [user] });
+    assert.equal(alone.plugins[0]!.state, 'loaded');
+    assert.equal(await alone.engine.run('user.which' as never, {} as never), 'none');
+  });
+
   it('picks a provider by the capability preference when the config names none', async () => {
     const overlay = provider('ovl', 'graphdriver', 'overlay');
     const vfs = provider('vfs', 'graphdriver', 'vfs');

@@ -1,4 +1,6 @@
 import type { Readable, Writable } from 'node:stream';
+import type { EndpointSettings, NetworkSettings } from '../capabilities/networks.js';
+import type { MountPoint } from '../capabilities/volumes.js';
 import type { ContainerConfig } from './images.js';
 
 /**
@@ -61,9 +63,9 @@ export interface ContainerInspect {
   ExecIDs: string[] | null;
   HostConfig: HostConfig;
   GraphDriver: { Data: Record<string, string> | null; Name: string };
-  Mounts: unknown[];
+  Mounts: MountPoint[];
   Config: ContainerConfig;
-  NetworkSettings: { Networks: Record<string, unknown>; Ports: Record<string, unknown>; SandboxID: string; SandboxKey: string };
+  NetworkSettings: NetworkSettings;
 }
 
 /** GET /containers/json item. */
@@ -74,13 +76,13 @@ export interface ContainerSummary {
   ImageID: string;
   Command: string;
   Created: number;
-  Ports: unknown[];
+  Ports: Array<{ PrivatePort: number; Type: string; IP?: string; PublicPort?: number }>;
   Labels: Record<string, string>;
   State: ContainerState['Status'];
   Status: string;
   HostConfig: { NetworkMode: string };
-  NetworkSettings: { Networks: Record<string, unknown> };
-  Mounts: unknown[];
+  NetworkSettings: { Networks: Record<string, EndpointSettings> };
+  Mounts: MountPoint[];
 }
 
 /** Docker's wait conditions: "not-running" (default), "next-exit", "removed". */
@@ -116,7 +118,8 @@ declare module '../kernel/job-map.js' {
     'container.attach': { in: { id: string; streams: AttachStreams }; out: void };
     'container.list': { in: { all?: boolean }; out: ContainerSummary[] };
     'container.inspect': { in: { id: string }; out: ContainerInspect };
-    'container.remove': { in: { id: string; force?: boolean }; out: void };
+    /** `volumes` also removes the container's anonymous volumes (rm -v). */
+    'container.remove': { in: { id: string; force?: boolean; volumes?: boolean }; out: void };
     /** Signal name or number; default SIGKILL. */
     'container.kill': { in: { id: string; signal?: string }; out: void };
     /** Sends the stop signal, waits `timeout` seconds (default 10), then kills. notmodified when not running. */

@@ -26,6 +26,8 @@ export interface PluginContext<O = unknown> {
   handle<N extends JobName>(name: N, handler: JobHandler<N>): void;
   /** Offers an implementation of a capability; must match one of the definition's `provides`. */
   provide<T>(capability: Capability<T>, name: string, factory: (container: DependencyContainer) => T): void;
+  /** The active provider of a capability listed in `uses`, or undefined when none loaded. */
+  use<T>(capability: Capability<T>): T | undefined;
   /** Runs at shutdown, before the hooks of the plugins this one required. */
   onShutdown(fn: (signal: AbortSignal) => unknown): void;
 }
@@ -39,6 +41,11 @@ export interface PluginDefinition<O = unknown> {
   provides?: ProvidedCapability[];
   /** Capabilities that must be provided by plugins loaded before this one. */
   requires?: string[];
+  /**
+   * Capabilities this plugin works with when some configured plugin provides them (it then loads
+   * after those providers) and without otherwise; read them with `context.use`.
+   */
+  uses?: string[];
   /** Validates and normalises the config's options for this plugin; throw to reject them. */
   parseOptions?(raw: unknown): O;
   /**

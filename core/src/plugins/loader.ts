@@ -175,6 +175,13 @@ export class PluginLoader {
         // Visible at once, so the plugin itself may use it later in register or init.
         this.addProvider(registration);
       },
+      use: <T>(capability: Capability<T>): T | undefined => {
+        if (![...(definition.requires ?? []), ...(definition.uses ?? [])].includes(capability.name)) {
+          throw new PluginLoadError(definition.name, `uses capability "${capability.name}" without listing it in "uses" or "requires"`);
+        }
+        if (!this.registrations.get(capability.name)?.size) return undefined;
+        return container.resolve<T>(capability.token);
+      },
       onShutdown: (fn) => shutdownHooks.push(fn),
     };
     try {
@@ -271,13 +278,16 @@ function checkShape(value: unknown, ref: string): PluginDefinition<unknown> {
   for (const p of def.provides ?? []) {
     if (!isPlainObject(p) || typeof p.capability !== 'string' || typeof p.name !== 'string') throw shapeError('"provides" entries must be { capability, name }');
   }
-  if (def.requires !== undefined && (!Array.isArray(def.requires) || !def.requires.every((r) => typeof r === 'string'))) {
-    throw shapeError('"requires" must be an array of capability names');
+  for (const key of ['requires', 'uses'] as const) {
+    const list = def[key];
+    if (list !== undefined && (!Array.isArray(list) || !list.every((r) => typeof r === 'string'))) {
+      throw shapeError(`"${key}" must be an array of capability names`);
+    }
   }
   return def;
 }
 
-/** Stable topological order (config order among equals); requirers come after every provider of what they require. */
+/** Stable topological order (config order among equals); requirers and users come after every provider of what they require or use. */
 export function orderByRequirements<T extends { definition: PluginDefinition<unknown> }>(candidates: T[]): T[] {
   const providersOf = new Map<string, T[]>();
   for (const c of candidates) {
@@ -298,7 +308,7 @@ export function orderByRequirements<T extends { definition: PluginDefinition<unk
       throw new PluginLoadError(c.definition.name, `dependency cycle: ${cycle.join(' → ')}`);
     }
     state.set(c, 'visiting');
-    for (const cap of c.definition.requires ?? []) {
+    for (const cap of [...(c.definition.requires ?? []), ...(c.definition.uses ?? [])]) {
       for (const provider of providersOf.get(cap) ?? []) if (provider !== c) visit(provider, [...path, c]);
     }
     state.set(c, 'done');

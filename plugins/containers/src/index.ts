@@ -6,10 +6,11 @@ import {
   GraphDriverCapability,
   type ImageService,
   ImageServiceCapability,
+  NetworkServiceCapability,
+  VolumeServiceCapability,
   definePlugin,
 } from '@tsengine/core';
 import { ContainerManager } from './manager.js';
-import { inspectView, summaryView } from './views.js';
 
 export { ContainerManager, type ContainerRecord } from './manager.js';
 
@@ -20,11 +21,12 @@ export default definePlugin({
   description: 'Containers over the graph driver, the exec driver and the image service.',
   provides: [],
   requires: [GraphDriverCapability.name, ExecDriverCapability.name, ImageServiceCapability.name],
+  uses: [NetworkServiceCapability.name, VolumeServiceCapability.name],
   async register(container, ctx) {
     const graph = container.resolve<GraphDriver>(GraphDriverCapability.token);
     const exec = container.resolve<ExecDriver>(ExecDriverCapability.token);
     const images = container.resolve<ImageService>(ImageServiceCapability.token);
-    const manager = new ContainerManager(join(ctx.settings.dataRoot, 'containers'), graph, exec, images, ctx.logger);
+    const manager = new ContainerManager(join(ctx.settings.dataRoot, 'containers'), graph, exec, images, ctx.logger, ctx.use(NetworkServiceCapability), ctx.use(VolumeServiceCapability));
     await manager.restore();
     ctx.logger.info({ containers: manager.all().length }, 'container store restored');
     ctx.handle('container.create', async (job) => manager.create(job.input.name, job.input.body));
@@ -36,10 +38,10 @@ export default definePlugin({
         .all()
         .filter((c) => job.input.all || c.running)
         .sort((a, b) => b.record.Created.localeCompare(a.record.Created))
-        .map((c) => summaryView(c.record)),
+        .map((c) => manager.summary(c.record)),
     );
-    ctx.handle('container.inspect', async (job) => inspectView(manager.get(job.input.id)));
-    ctx.handle('container.remove', async (job) => manager.remove(job.input.id, job.input.force ?? false));
+    ctx.handle('container.inspect', async (job) => manager.inspect(job.input.id));
+    ctx.handle('container.remove', async (job) => manager.remove(job.input.id, job.input.force ?? false, job.input.volumes ?? false));
     ctx.handle('container.kill', async (job) => manager.kill(job.input.id, job.input.signal));
     ctx.handle('container.stop', async (job) => manager.stop(job.input.id, job.input.timeout));
     ctx.onShutdown(() => manager.shutdown());

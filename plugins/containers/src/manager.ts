@@ -6,16 +6,23 @@ import {
   type AttachStreams,
   type ContainerConfig,
   type ContainerCreateBody,
+  type ContainerInspect,
+  type ContainerSummary,
   type ContainerProcess,
   type ContainerSpec,
   ContainerStartError,
   type ContainerState,
+  type EndpointSettings,
   type ExecDriver,
   type ExitStatus,
   type GraphDriver,
   type HostConfig,
   type ImageService,
   type Logger,
+  type MountSpec,
+  type NetworkService,
+  type SandboxRequest,
+  type VolumeService,
   type WaitCondition,
   type WaitResult,
   conflict,
@@ -26,6 +33,7 @@ import {
   systemError,
   writeJsonAtomic,
 } from '@tsengine/core';
+import { inspectView, summaryView } from './views.js';
 import { commandOf, generateName, mergeConfig, networkModeOf, newContainerId, processEnv, validateName } from './config.js';
 
 /** What config.v2.json holds for one container. */
@@ -42,6 +50,8 @@ export interface ContainerRecord {
   ImageChainId: string | null;
   Config: ContainerConfig;
   HostConfig: HostConfig;
+  /** NetworkingConfig.EndpointsConfig of the create body; absent in records of older versions. */
+  EndpointsConfig?: Record<string, EndpointSettings>;
   Driver: string;
   State: ContainerState;
 }
@@ -104,6 +114,10 @@ export class ContainerManager {
     private readonly exec: ExecDriver,
     private readonly images: ImageService,
     private readonly log: Logger,
+    /** Absent in minimal builds: containers then get "none" (the default) or "host" networking only. */
+    private readonly networks: NetworkService | undefined,
+    /** Absent in minimal builds: containers then get no mounts beyond the rootfs. */
+    private readonly volumes: VolumeService | undefined,
   ) {}
 
   /** Loads every config.v2.json; containers that ran under an earlier daemon are marked exited (255). */
@@ -140,6 +154,15 @@ export class ContainerManager {
     return this.lookup(ref).record;
   }
 
+  inspect(ref: string): ContainerInspect {
+    const record = this.lookup(ref).record;
+    return inspectView(record, this.networks?.settings(record.Id), this.volumes?.mountPoints(record.Id));
+  }
+
+  summary(record: ContainerRecord): ContainerSummary {
+    return summaryView(record, this.networks?.settings(record.Id), this.volumes?.mountPoints(record.Id));
+  }
+
   get driverName(): string {
     return this.graph.name;
   }
@@ -163,6 +186,19 @@ export class ContainerManager {
       await mkdir(join(this.root, id), { mode: 0o710 });
       if (chainId) await this.images.retainLayer(chainId, id);
       await this.graph.createReadWrite(id, image.topLayer);
+      const host = body.HostConfig ?? {};
+      const endpointsConfig = endpointsOf(body.NetworkingConfig);
+      const draft = { Id: id, Name: name, Config: config, HostConfig: host, EndpointsConfig: endpointsConfig };
+      if (this.networks) await this.networks.validate(this.sandboxRequest(draft));
+      else if (!['', 'default', 'none', 'host'].includes(String(host.NetworkMode ?? ''))) throw notFound(`network ${String(host.NetworkMode)} not found`);
+      if (this.volumes) {
+        await this.volumes.prepare({
+          containerId: id,
+          hostConfig: host,
+          volumesFrom: (Array.isArray(host.VolumesFrom) ? (host.VolumesFrom as string[]) : []).map((ref) => this.resolveVolumesFrom(ref)),
+          imageVolumes: image.config.config?.Volumes ?? {},
+        });
+      }
       const record: ContainerRecord = {
         Id: id,
         Name: name,
@@ -172,7 +208,8 @@ export class ContainerManager {
         Image: image.id,
         ImageChainId: chainId,
         Config: config,
-        HostConfig: body.HostConfig ?? {},
+        HostConfig: host,
+        EndpointsConfig: endpointsConfig,
         Driver: this.graph.name,
         State: initialState(),
       };
@@ -180,6 +217,8 @@ export class ContainerManager {
       this.entries.set(id, new Entry(record));
     } catch (err) {
       this.names.delete(name);
+      await this.volumes?.forget(id, true).catch(() => undefined);
+      await this.networks?.forget(id).catch(() => undefined);
       await this.graph.remove(id).catch(() => undefined);
       await this.images.releaseLayers(id).catch(() => undefined);
       await rm(join(this.root, id), { recursive: true, force: true });
@@ -206,13 +245,21 @@ export class ContainerManager {
     const { Config: config, HostConfig: host } = record;
     const argv = commandOf(config);
     const rootfs = await this.graph.get(record.Id);
+    let attached: { network: ContainerSpec['network']; mounts: MountSpec[]; env: string[] };
+    try {
+      attached = await this.attachResources(record, rootfs);
+    } catch (err) {
+      await this.releaseResources(record.Id);
+      await this.graph.put(record.Id).catch((e) => this.log.warn({ id: record.Id, err: errorMessage(e) }, 'put after a failed start'));
+      throw err;
+    }
     const consoleSize = host.ConsoleSize && host.ConsoleSize[0] > 0 && host.ConsoleSize[1] > 0 ? { rows: host.ConsoleSize[0], cols: host.ConsoleSize[1] } : undefined;
     const spec: ContainerSpec = {
       id: record.Id,
       rootfs,
       process: {
         args: argv,
-        env: processEnv(config),
+        env: [...processEnv(config), ...attached.env],
         cwd: config.WorkingDir || '/',
         user: config.User ?? '',
         terminal: config.Tty === true,
@@ -225,14 +272,15 @@ export class ContainerManager {
       capAdd: host.CapAdd ?? [],
       capDrop: host.CapDrop ?? [],
       noNewPrivileges: false,
-      mounts: [],
-      network: { mode: networkModeOf(host) },
+      mounts: attached.mounts,
+      network: attached.network,
       resources: {},
     };
     let proc: ContainerProcess;
     try {
       proc = await this.exec.start(spec, { stdin: config.OpenStdin === true });
     } catch (err) {
+      await this.releaseResources(record.Id);
       await this.graph.put(record.Id).catch((e) => this.log.warn({ id: record.Id, err: errorMessage(e) }, 'put after a failed start'));
       const exitCode = err instanceof ContainerStartError ? err.exitCode : 125;
       const message = startFailureMessage(err);
@@ -282,6 +330,7 @@ export class ContainerManager {
     const record = entry.record;
     entry.process = undefined;
     await this.exec.destroy(record.Id).catch((err) => this.log.warn({ id: record.Id, err: errorMessage(err) }, 'exec driver destroy failed'));
+    await this.releaseResources(record.Id);
     await this.graph.put(record.Id).catch((err) => this.log.warn({ id: record.Id, err: errorMessage(err) }, 'unmounting the rootfs failed'));
     record.State = {
       ...record.State,
@@ -379,16 +428,16 @@ export class ContainerManager {
     await exitDone;
   }
 
-  async remove(ref: string, force: boolean): Promise<void> {
+  async remove(ref: string, force: boolean, removeVolumes = false): Promise<void> {
     const entry = this.lookup(ref);
     if (entry.removing) return entry.removing;
     if ((entry.process || entry.starting) && !force) {
       throw conflict(`cannot remove container "${entry.record.Name}": container is running: stop the container before removing or force remove`);
     }
-    return this.removeEntry(entry);
+    return this.removeEntry(entry, removeVolumes);
   }
 
-  private removeEntry(entry: Entry): Promise<void> {
+  private removeEntry(entry: Entry, removeVolumes = false): Promise<void> {
     if (entry.removing) return entry.removing;
     const id = entry.record.Id;
     entry.removing = (async () => {
@@ -396,6 +445,9 @@ export class ContainerManager {
         await this.exec.kill(id, 'SIGKILL').catch(() => undefined);
         await entry.exitDone;
       }
+      await this.networks?.forget(id);
+      // Docker removes the anonymous volumes of --rm containers too.
+      await this.volumes?.forget(id, removeVolumes || entry.record.HostConfig.AutoRemove === true);
       await this.graph.remove(id);
       await this.images.releaseLayers(id);
       await this.saves.get(id)?.catch(() => undefined);
@@ -430,6 +482,59 @@ export class ContainerManager {
     throw notFound(`No such container: ${ref}`);
   }
 
+  /** Network sandbox and mounts for a start; without the services, the built-in none/host modes. */
+  private async attachResources(record: ContainerRecord, rootfs: string): Promise<{ network: ContainerSpec['network']; mounts: MountSpec[]; env: string[] }> {
+    const mounts: MountSpec[] = [];
+    let network: ContainerSpec['network'] = { mode: networkModeOf(record.HostConfig) };
+    const env: string[] = [];
+    if (this.networks) {
+      const sandbox = await this.networks.setUp(this.sandboxRequest(record));
+      network = sandbox.network;
+      env.push(...sandbox.env);
+      mounts.push(
+        { type: 'bind', source: sandbox.files.resolvConf, destination: '/etc/resolv.conf', options: ['nosuid', 'nodev', 'noexec'] },
+        { type: 'bind', source: sandbox.files.hostname, destination: '/etc/hostname', options: ['nosuid', 'nodev', 'noexec'] },
+        { type: 'bind', source: sandbox.files.hosts, destination: '/etc/hosts', options: ['nosuid', 'nodev', 'noexec'] },
+      );
+    }
+    if (this.volumes) mounts.push(...(await this.volumes.mounts(record.Id, rootfs)));
+    return { network, mounts, env };
+  }
+
+  /** Never rejects: undoes attachResources as far as it got. */
+  private async releaseResources(id: string): Promise<void> {
+    await this.volumes?.release(id).catch((err) => this.log.warn({ id, err: errorMessage(err) }, 'releasing mounts failed'));
+    await this.networks?.tearDown(id).catch((err) => this.log.warn({ id, err: errorMessage(err) }, 'network tear-down failed'));
+  }
+
+  private sandboxRequest(record: Pick<ContainerRecord, 'Id' | 'Name' | 'Config' | 'HostConfig' | 'EndpointsConfig'>): SandboxRequest {
+    const host = record.HostConfig;
+    let networkMode = String(host.NetworkMode ?? '');
+    if (networkMode.startsWith('container:')) {
+      const other = this.lookup(networkMode.slice('container:'.length));
+      if (!other.process) throw conflict(`cannot join network of a non running container: ${other.record.Id}`);
+      networkMode = `container:${other.record.Id}`;
+    }
+    return {
+      containerId: record.Id,
+      name: record.Name.replace(/^\//, ''),
+      hostname: record.Config.Hostname || record.Id.slice(0, 12),
+      ...(record.Config.Domainname ? { domainname: record.Config.Domainname } : {}),
+      networkMode,
+      endpoints: record.EndpointsConfig ?? {},
+      hostConfig: host,
+      exposedPorts: record.Config.ExposedPorts ?? {},
+      stateDir: join(this.root, record.Id),
+    };
+  }
+
+  /** "name[:ro|rw]" → "fullId[:mode]". */
+  private resolveVolumesFrom(ref: string): string {
+    const [container, mode] = ref.split(':');
+    const id = this.lookup(container ?? '').record.Id;
+    return mode ? `${id}:${mode}` : id;
+  }
+
   /**
    * Queued behind the container's previous write and serialised when its turn comes, so a quick
    * exit's state can never be overwritten by the slower write of the start that preceded it.
@@ -444,6 +549,11 @@ export class ContainerManager {
     next.then(forget, forget);
     return next;
   }
+}
+
+function endpointsOf(networking: unknown): Record<string, EndpointSettings> {
+  const endpoints = (networking as { EndpointsConfig?: unknown } | null | undefined)?.EndpointsConfig;
+  return endpoints && typeof endpoints === 'object' ? (endpoints as Record<string, EndpointSettings>) : {};
 }
 
 function writeIfOpen(stream: Writable | undefined, chunk: Buffer): void {

@@ -1,7 +1,12 @@
-import { type ContainerInspect, type ContainerSummary, humanDuration } from '@tsengine/core';
+import { type ContainerInspect, type ContainerSummary, type MountPoint, type NetworkSettings, humanDuration } from '@tsengine/core';
 import type { ContainerRecord } from './manager.js';
 
-export function inspectView(record: ContainerRecord): ContainerInspect {
+/** What inspect shows when no network service knows the container (created, stopped, or a minimal build). */
+export function emptyNetworkSettings(): NetworkSettings {
+  return { Bridge: '', SandboxID: '', SandboxKey: '', Ports: {}, Networks: {}, IPAddress: '', IPPrefixLen: 0, Gateway: '', MacAddress: '' };
+}
+
+export function inspectView(record: ContainerRecord, network: NetworkSettings = emptyNetworkSettings(), mounts: MountPoint[] = []): ContainerInspect {
   const networkMode = typeof record.HostConfig.NetworkMode === 'string' && record.HostConfig.NetworkMode !== 'default' ? record.HostConfig.NetworkMode : 'none';
   return {
     Id: record.Id,
@@ -24,9 +29,9 @@ export function inspectView(record: ContainerRecord): ContainerInspect {
     ExecIDs: null,
     HostConfig: { ...record.HostConfig, NetworkMode: networkMode },
     GraphDriver: { Data: null, Name: record.Driver },
-    Mounts: [],
+    Mounts: mounts,
     Config: record.Config,
-    NetworkSettings: { Networks: {}, Ports: {}, SandboxID: '', SandboxKey: '' },
+    NetworkSettings: network,
   };
 }
 
@@ -38,8 +43,8 @@ export function statusText(record: ContainerRecord, now = Date.now()): string {
   return 'Created';
 }
 
-export function summaryView(record: ContainerRecord): ContainerSummary {
-  const view = inspectView(record);
+export function summaryView(record: ContainerRecord, network?: NetworkSettings, mounts?: MountPoint[]): ContainerSummary {
+  const view = inspectView(record, network, mounts);
   return {
     Id: record.Id,
     Names: [record.Name],
@@ -47,12 +52,23 @@ export function summaryView(record: ContainerRecord): ContainerSummary {
     ImageID: record.Image,
     Command: [record.Path, ...record.Args].join(' '),
     Created: Math.floor(Date.parse(record.Created) / 1000),
-    Ports: [],
+    Ports: portsView(view.NetworkSettings),
     Labels: record.Config.Labels ?? {},
     State: record.State.Status,
     Status: statusText(record),
     HostConfig: { NetworkMode: String(view.HostConfig.NetworkMode) },
-    NetworkSettings: { Networks: {} },
-    Mounts: [],
+    NetworkSettings: { Networks: view.NetworkSettings.Networks },
+    Mounts: view.Mounts,
   };
+}
+
+/** The Ports list of GET /containers/json, from inspect's port map. */
+function portsView(settings: NetworkSettings): Array<{ PrivatePort: number; Type: string; IP?: string; PublicPort?: number }> {
+  const ports: Array<{ PrivatePort: number; Type: string; IP?: string; PublicPort?: number }> = [];
+  for (const [key, bindings] of Object.entries(settings.Ports)) {
+    const [port, type = 'tcp'] = key.split('/');
+    if (!bindings || bindings.length === 0) ports.push({ PrivatePort: Number(port), Type: type });
+    else for (const b of bindings) ports.push({ IP: b.HostIp || '0.0.0.0', PrivatePort: Number(port), PublicPort: Number(b.HostPort), Type: type });
+  }
+  return ports;
 }

@@ -69,7 +69,7 @@ export const containerRoutes: RouteModule = ({ app, engine, run, reply, hijack }
     return res;
   });
 
-  app.delete('/containers/:id', (request, res) => reply(request, res, 'container.remove', { id: id(request), force: queryBool(q(request, 'force')) }));
+  app.delete('/containers/:id', (request, res) => reply(request, res, 'container.remove', { id: id(request), force: queryBool(q(request, 'force')), volumes: queryBool(q(request, 'v')) }));
 
   app.post('/containers/:id/kill', (request, res) => {
     const signal = q(request, 'signal');
