@@ -6,8 +6,14 @@ export function emptyNetworkSettings(): NetworkSettings {
   return { Bridge: '', SandboxID: '', SandboxKey: '', Ports: {}, Networks: {}, IPAddress: '', IPPrefixLen: 0, Gateway: '', MacAddress: '' };
 }
 
-export function inspectView(record: ContainerRecord, network: NetworkSettings = emptyNetworkSettings(), mounts: MountPoint[] = []): ContainerInspect {
-  const networkMode = typeof record.HostConfig.NetworkMode === 'string' && record.HostConfig.NetworkMode !== 'default' ? record.HostConfig.NetworkMode : 'none';
+/** What inspect shows that only the running daemon knows. */
+export interface RuntimeView {
+  logPath: string;
+  execIds: string[];
+}
+
+export function inspectView(record: ContainerRecord, network: NetworkSettings = emptyNetworkSettings(), mounts: MountPoint[] = [], runtime: RuntimeView = { logPath: '', execIds: [] }): ContainerInspect {
+  const networkMode = typeof record.HostConfig.NetworkMode === 'string' && record.HostConfig.NetworkMode !== 'default' && record.HostConfig.NetworkMode !== '' ? record.HostConfig.NetworkMode : network.Networks['bridge'] ? 'bridge' : 'none';
   return {
     Id: record.Id,
     Created: record.Created,
@@ -18,15 +24,15 @@ export function inspectView(record: ContainerRecord, network: NetworkSettings = 
     ResolvConfPath: '',
     HostnamePath: '',
     HostsPath: '',
-    LogPath: '',
+    LogPath: runtime.logPath,
     Name: record.Name,
-    RestartCount: 0,
+    RestartCount: record.RestartCount ?? 0,
     Driver: record.Driver,
     Platform: 'linux',
     MountLabel: '',
     ProcessLabel: '',
     AppArmorProfile: '',
-    ExecIDs: null,
+    ExecIDs: runtime.execIds.length ? runtime.execIds : null,
     HostConfig: { ...record.HostConfig, NetworkMode: networkMode },
     GraphDriver: { Data: null, Name: record.Driver },
     Mounts: mounts,
@@ -38,7 +44,8 @@ export function inspectView(record: ContainerRecord, network: NetworkSettings = 
 /** The `Status` column of docker ps. */
 export function statusText(record: ContainerRecord, now = Date.now()): string {
   const state = record.State;
-  if (state.Running) return `Up ${humanDuration(now - Date.parse(state.StartedAt))}`;
+  if (state.Restarting) return `Restarting (${state.ExitCode}) ${humanDuration(now - Date.parse(state.FinishedAt))} ago`;
+  if (state.Running) return `Up ${humanDuration(now - Date.parse(state.StartedAt))}${state.Paused ? ' (Paused)' : ''}`;
   if (state.Status === 'exited') return `Exited (${state.ExitCode}) ${humanDuration(now - Date.parse(state.FinishedAt))} ago`;
   return 'Created';
 }

@@ -8,3 +8,4 @@ export * from './caps.js';
 export * from './pty.js';
 export * from './netif.js';
 export * from './filesystem.js';
+export * from './netns.js';
