@@ -1,18 +1,32 @@
+import { join } from 'node:path';
 import type { Writable } from 'node:stream';
-import type { ImageService, PullRequest, PullResult, PushRequest, PushResult, RegistryClient } from '@tsengine/core';
-import type { EndpointOptions } from './endpoint.js';
+import type { ImageService, LoginResult, PullRequest, PullResult, PushRequest, PushResult, RegistryAuth, RegistryClient } from '@tsengine/core';
+import { TokenCache } from './auth.js';
+import { EndpointResolver } from './endpoint.js';
+import { login } from './login.js';
+import type { RegistryOptions } from './options.js';
 import { Progress } from './progress.js';
 import { Puller } from './pull.js';
 import { Pusher } from './push.js';
+import { BlobSources } from './sources.js';
 
-/** Registry HTTP API v2 client over the image service. */
+/** Registry HTTP API v2 client over the image service; bearer tokens are shared by all its jobs. */
 export class RegistryV2Client implements RegistryClient {
   private readonly puller: Puller;
   private readonly pusher: Pusher;
+  private readonly resolver: EndpointResolver;
+  private readonly tokens = new TokenCache();
 
-  constructor(images: ImageService, options: EndpointOptions) {
-    this.puller = new Puller(images, options);
-    this.pusher = new Pusher(images, options);
+  constructor(
+    images: ImageService,
+    private readonly options: RegistryOptions,
+    /** Where the plugin keeps its own state (which repositories hold which blobs). */
+    stateDir: string,
+  ) {
+    this.resolver = new EndpointResolver(options);
+    const sources = new BlobSources(join(stateDir));
+    this.puller = new Puller(images, options, this.resolver, this.tokens, sources);
+    this.pusher = new Pusher(images, options, this.resolver, this.tokens, sources);
   }
 
   pull(request: PullRequest, progress: Writable, signal: AbortSignal): Promise<PullResult> {
@@ -21,5 +35,9 @@ export class RegistryV2Client implements RegistryClient {
 
   push(request: PushRequest, progress: Writable, signal: AbortSignal): Promise<PushResult> {
     return this.pusher.push(request, new Progress(progress), signal);
+  }
+
+  login(auth: RegistryAuth, signal: AbortSignal): Promise<LoginResult> {
+    return login(auth, this.resolver, this.tokens, this.options, signal);
   }
 }

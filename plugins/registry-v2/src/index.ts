@@ -1,32 +1,30 @@
-import { type ImageService, ImageServiceCapability, type RegistryClient, RegistryClientCapability, definePlugin, invalid } from '@tsengine/core';
+import { join } from 'node:path';
+import { type ImageService, ImageServiceCapability, type RegistryClient, RegistryClientCapability, definePlugin } from '@tsengine/core';
 import { RegistryV2Client } from './client.js';
-import type { EndpointOptions } from './endpoint.js';
+import { type RegistryOptions, parseOptions } from './options.js';
 
 export { RegistryV2Client } from './client.js';
-export type { EndpointOptions } from './endpoint.js';
+export { parseChallenges, TokenCache } from './auth.js';
+export { loginDomain } from './login.js';
+export { type RegistryOptions, DEFAULT_OPTIONS, parseOptions } from './options.js';
 
-function parseOptions(raw: unknown): EndpointOptions {
-  if (raw === undefined || raw === null) return { insecureRegistries: [] };
-  if (typeof raw !== 'object' || Array.isArray(raw)) throw invalid('options must be an object like {"insecureRegistries": ["host:port"]}');
-  const list = (raw as { insecureRegistries?: unknown }).insecureRegistries ?? [];
-  if (!Array.isArray(list) || !list.every((h) => typeof h === 'string')) throw invalid('insecureRegistries must be a list of host[:port] strings');
-  return { insecureRegistries: list as string[] };
-}
-
-export default definePlugin({
+export default definePlugin<RegistryOptions>({
   name: '@tsengine/registry-v2',
   version: '0.1.0',
   api: '^1.0.0',
-  description: 'Registry HTTP API v2 client: docker pull and docker push.',
+  description: 'Registry HTTP API v2 client: docker pull, docker push and docker login.',
   provides: [{ capability: RegistryClientCapability.name, name: 'v2' }],
   requires: [ImageServiceCapability.name],
   parseOptions,
   register(container, ctx) {
     let client: RegistryClient | undefined;
+    const stateDir = join(ctx.settings.dataRoot, 'registry-v2');
     // The image service exists only after the images plugin's init, so it is resolved on first use.
-    const get = (): RegistryClient => (client ??= new RegistryV2Client(container.resolve<ImageService>(ImageServiceCapability.token), ctx.options));
+    const get = (): RegistryClient => (client ??= new RegistryV2Client(container.resolve<ImageService>(ImageServiceCapability.token), ctx.options, stateDir));
     ctx.provide(RegistryClientCapability, 'v2', () => get());
-    ctx.handle('image.pull', async (job) => container.resolve<RegistryClient>(RegistryClientCapability.token).pull(job.input, job.stdout, job.signal));
-    ctx.handle('image.push', async (job) => container.resolve<RegistryClient>(RegistryClientCapability.token).push(job.input, job.stdout, job.signal));
+    const active = () => container.resolve<RegistryClient>(RegistryClientCapability.token);
+    ctx.handle('image.pull', async (job) => active().pull(job.input, job.stdout, job.signal));
+    ctx.handle('image.push', async (job) => active().push(job.input, job.stdout, job.signal));
+    ctx.handle('registry.login', async (job) => active().login(job.input, job.signal));
   },
 });

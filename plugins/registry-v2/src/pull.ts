@@ -1,9 +1,13 @@
 import type { Readable } from 'node:stream';
-import { EngineError, type ImageService, type PullRequest, type PullResult, invalid, notFound } from '@tsengine/core';
+import { EngineError, type ImageService, type PullRequest, type PullResult, errorMessage, invalid, notFound } from '@tsengine/core';
 import { type Reference, familiarName, familiarString, parseNormalized, referenceString } from '@tsengine/images';
-import { type EndpointOptions, MEDIA, Repository } from './endpoint.js';
+import type { TokenCache } from './auth.js';
+import { downloadBlob, withRetries } from './blob.js';
+import { type EndpointResolver, MEDIA, Repository, Session } from './endpoint.js';
+import type { RegistryOptions } from './options.js';
+import type { BlobSources } from './sources.js';
 import { Progress, shortId } from './progress.js';
-import { VerifyingStream, sha256 } from './verify.js';
+import { sha256 } from './verify.js';
 
 interface Descriptor {
   mediaType?: string;
@@ -64,22 +68,59 @@ function checkDescriptor(d: Descriptor | undefined, what: string): Descriptor {
   return d;
 }
 
+/**
+ * Docker's wording when a registry refuses a pull for want of credentials. Like dockerd it is a
+ * not-found error: a 401 would make the docker CLI prompt for a login and retry.
+ */
+function accessDenied(err: unknown, name: string): unknown {
+  if (err instanceof EngineError && (err.kind === 'unauthorized' || err.kind === 'forbidden'))
+    return new EngineError('notfound', `pull access denied for ${familiarName(name)}, repository does not exist or may require 'docker login': ${err.message}`, { cause: err });
+  return err;
+}
+
 export class Puller {
   constructor(
     private readonly images: ImageService,
-    private readonly options: EndpointOptions,
+    private readonly options: RegistryOptions,
+    private readonly resolver: EndpointResolver,
+    private readonly tokens: TokenCache,
+    private readonly sources: BlobSources,
   ) {}
 
   async pull(request: PullRequest, out: Progress, signal: AbortSignal): Promise<PullResult> {
     const ref = pullReference(request);
+    const platform = parsePlatform(request.platform);
     const { domain, path } = splitName(ref.name);
-    const repo = new Repository(domain, path, this.options, signal);
     const wanted = ref.digest ?? ref.tag!;
     const shown = familiarString(ref);
-    await repo.ping();
+    const endpoints = await this.resolver.endpoints(domain, true);
+    const mirrorFailures: string[] = [];
+    // Mirrors first (Hub images only); any failure there moves on to the next endpoint.
+    for (;;) {
+      const endpoint = endpoints[0]!;
+      const rest = endpoint.mirror ? [endpoint] : endpoints;
+      let repo: Repository;
+      let manifest: { manifest: Manifest; digest: string };
+      try {
+        const session = await Session.open(domain, rest, request.auth, this.tokens, this.options, signal);
+        repo = new Repository(session, path);
+        manifest = await withRetries(this.options, signal, () => this.fetchImageManifest(repo, ref, wanted, shown, platform));
+      } catch (err) {
+        if (endpoint.mirror && !signal.aborted) {
+          mirrorFailures.push(`${endpoint.base.origin}: ${errorMessage(err)}`);
+          endpoints.shift();
+          continue;
+        }
+        const final = accessDenied(err, ref.name);
+        if (mirrorFailures.length && final instanceof EngineError) throw new EngineError(final.kind, `${final.message} (mirrors tried first: ${mirrorFailures.join('; ')})`, { cause: final });
+        throw final;
+      }
+      return this.pullImage(repo, ref, wanted, shown, manifest, out, signal);
+    }
+  }
 
-    const manifest = await this.fetchImageManifest(repo, ref, wanted, shown, parsePlatform(request.platform));
-    out.status(`Pulling from ${path}`, wanted);
+  private async pullImage(repo: Repository, ref: Reference, wanted: string, shown: string, manifest: { manifest: Manifest; digest: string }, out: Progress, signal: AbortSignal): Promise<PullResult> {
+    out.status(`Pulling from ${repo.path}`, wanted);
 
     const configDesc = checkDescriptor(manifest.manifest.config, `manifest for ${shown}`);
     const layers = (manifest.manifest.layers ?? []).map((l, i) => checkDescriptor(l, `manifest for ${shown}, layer ${i}`));
@@ -94,15 +135,52 @@ export class Puller {
     );
 
     if (!present) {
-      const config = await this.fetchConfig(repo, configDesc);
-      const diffIds = (JSON.parse(config.toString('utf8')) as { rootfs?: { diff_ids?: string[] } }).rootfs?.diff_ids ?? [];
-      if (diffIds.length !== layers.length) throw new EngineError('invalid', `manifest for ${shown} lists ${layers.length} layers but its config has ${diffIds.length} diff IDs`);
-      const id = await this.images.registerImage(
-        config,
-        async (index) => this.openLayer(repo, layers[index]!, out),
-        (index, state) => out.status(state === 'exists' ? 'Already exists' : 'Pull complete', shortId(layers[index]!.digest)),
-      );
+      const config = await withRetries(this.options, signal, () => this.fetchConfig(repo, configDesc, signal));
+      let diffIds: unknown;
+      try {
+        diffIds = (JSON.parse(config.toString('utf8')) as { rootfs?: { diff_ids?: unknown } }).rootfs?.diff_ids ?? [];
+      } catch (err) {
+        throw new EngineError('invalid', `config ${configDesc.digest} for ${shown} is not JSON`, { cause: err });
+      }
+      if (!Array.isArray(diffIds) || diffIds.length !== layers.length) throw new EngineError('invalid', `manifest for ${shown} lists ${layers.length} layers but its config has ${Array.isArray(diffIds) ? diffIds.length : 'no'} diff IDs`);
+      // The layer store may report a download's failure as its own consequence ("stream destroyed");
+      // the download's error is the one that says what went wrong.
+      let blobError: unknown;
+      // Layers are applied bottom up, one at a time; once layer i is asked for, every layer above it is
+      // missing too (its chain ID builds on i's), so the next ones start downloading into memory.
+      const downloads = new Map<number, Readable>();
+      const ahead = Math.max(0, this.options.maxConcurrentDownloads - 1);
+      const start = (index: number, buffer?: number): Readable => {
+        const blob = this.openLayer(repo, layers[index]!, out, signal, buffer);
+        blob.once('error', (err) => (blobError ??= err));
+        downloads.set(index, blob);
+        return blob;
+      };
+      const id = await this.images
+        .registerImage(
+          config,
+          async (index) => {
+            const blob = downloads.get(index) ?? start(index);
+            downloads.delete(index);
+            for (let next = index + 1; next <= index + ahead && next < layers.length; next++) if (!downloads.has(next)) start(next, Math.floor(this.options.prefetchBytes / ahead));
+            return blob;
+          },
+          (index, state) => out.status(state === 'exists' ? 'Already exists' : 'Pull complete', shortId(layers[index]!.digest)),
+        )
+        .catch((err: unknown) => {
+          throw blobError ?? err;
+        })
+        .finally(() => {
+          for (const blob of downloads.values()) blob.destroy();
+        });
       if (id !== imageId) throw new EngineError('system', `registered image ${id} does not match the config digest ${imageId}`);
+      // Remember where each blob lives and which gzip blob stands for which diff ID: a later push then
+      // finds them on the registry (or mounts them) instead of sending them again.
+      for (const [index, layer] of layers.entries()) {
+        await this.sources.add(layer.digest, repo.session.domain, repo.path);
+        const diffId = (diffIds as string[])[index]!;
+        if (layer.digest !== diffId && /gzip/.test(layer.mediaType ?? '')) await this.sources.setCompressed(diffId, layer.digest, layer.size);
+      }
     }
 
     if (ref.tag) await this.images.tag(imageId, referenceString(ref));
@@ -136,27 +214,30 @@ export class Puller {
     return { manifest: parsed, digest };
   }
 
-  private async fetchConfig(repo: Repository, desc: Descriptor): Promise<Buffer> {
-    const body = await repo.blob(desc.digest);
-    const verify = new VerifyingStream(desc.digest, desc.size);
-    body.on('error', (err) => verify.destroy(err));
-    body.pipe(verify);
+  private async fetchConfig(repo: Repository, desc: Descriptor, signal: AbortSignal): Promise<Buffer> {
+    if (desc.size > this.options.maxManifestBytes) throw new EngineError('invalid', `config ${desc.digest} is ${desc.size} bytes, more than the ${this.options.maxManifestBytes} bytes accepted`);
     const chunks: Buffer[] = [];
-    for await (const chunk of verify) chunks.push(chunk as Buffer);
+    for await (const chunk of downloadBlob(repo, desc, { retries: 0, retryDelayMs: 0 }, signal)) chunks.push(chunk as Buffer);
     return Buffer.concat(chunks);
   }
 
   /** Streams a layer blob through digest and size checks straight into the layer store (no temp file). */
-  private async openLayer(repo: Repository, desc: Descriptor, out: Progress): Promise<Readable> {
+  private openLayer(repo: Repository, desc: Descriptor, out: Progress, signal: AbortSignal, bufferBytes?: number): Readable {
     const id = shortId(desc.digest);
     out.status('Pulling fs layer', id);
-    const body = await repo.blob(desc.digest);
-    const verify = new VerifyingStream(desc.digest, desc.size, (bytes) => out.bytes('Downloading', id, bytes, desc.size));
-    body.on('error', (err) => verify.destroy(err));
-    verify.on('end', () => {
+    const blob = downloadBlob(
+      repo,
+      desc,
+      this.options,
+      signal,
+      (bytes) => out.bytes('Downloading', id, bytes, desc.size),
+      () => out.status(`Retrying in ${Math.max(1, Math.round(this.options.retryDelayMs / 1000))} second${this.options.retryDelayMs > 1000 ? 's' : ''}`, id),
+      bufferBytes,
+    );
+    blob.on('end', () => {
       out.status('Verifying Checksum', id);
       out.status('Download complete', id);
     });
-    return body.pipe(verify);
+    return blob;
   }
 }

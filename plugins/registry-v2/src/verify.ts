@@ -8,18 +8,23 @@ export function sha256(data: Uint8Array): string {
 
 /**
  * Passes a blob through while checking it against its descriptor: too many bytes fail at once, a short
- * blob or a wrong digest fail at the end, so a consumer never commits unverified content.
+ * blob or a wrong digest fail at the end. The last chunk is held back until the digest is checked, so a
+ * consumer (a decompressor, an extractor) never reaches the end of unverified content.
  */
 export class VerifyingStream extends Transform {
   private readonly hash = createHash('sha256');
   bytes = 0;
+  private held: Buffer | undefined;
 
   constructor(
     private readonly expectedDigest: string,
     private readonly expectedSize: number | undefined,
     private readonly onBytes?: (bytes: number) => void,
+    /** How much verified data may wait for its reader (a prefetched layer buffers more). */
+    readableHighWaterMark = 1024 * 1024,
   ) {
-    super();
+    // Larger buffers than the 16 kB default: fewer backpressure round trips on big layers.
+    super({ writableHighWaterMark: 1024 * 1024, readableHighWaterMark });
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
@@ -30,7 +35,9 @@ export class VerifyingStream extends Transform {
     }
     this.hash.update(chunk);
     this.onBytes?.(this.bytes);
-    done(null, chunk);
+    const previous = this.held;
+    this.held = chunk;
+    done(null, previous);
   }
 
   override _flush(done: TransformCallback): void {
@@ -43,6 +50,6 @@ export class VerifyingStream extends Transform {
       done(new EngineError('invalid', `digest mismatch for blob ${this.expectedDigest}: the registry sent content with digest ${actual}`));
       return;
     }
-    done();
+    done(null, this.held);
   }
 }

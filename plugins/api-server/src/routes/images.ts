@@ -1,4 +1,4 @@
-import { EngineError, type ImageFilters } from '@tsengine/core';
+import { EngineError, type ImageFilters, type RegistryAuth } from '@tsengine/core';
 import type { FastifyRequest } from 'fastify';
 import { type RouteModule, parseFilters, queryBool } from '../helpers.js';
 
@@ -30,6 +30,25 @@ function splitNameAction(request: FastifyRequest, actions: string[]): { name: st
   return undefined;
 }
 
+/** X-Registry-Auth: base64url JSON credentials from the docker CLI ("e30=" is {}); anything unreadable counts as none, as in dockerd. */
+export function registryAuth(request: FastifyRequest): RegistryAuth | undefined {
+  const header = request.headers['x-registry-auth'];
+  const value = Array.isArray(header) ? header[0] : header;
+  if (!value) return undefined;
+  try {
+    const parsed = JSON.parse(Buffer.from(value.replace(/-/g, '+').replace(/_/g, '/'), 'base64').toString('utf8')) as unknown;
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return undefined;
+    const auth: RegistryAuth = {};
+    for (const key of ['username', 'password', 'auth', 'identitytoken', 'registrytoken', 'serveraddress'] as const) {
+      const field = (parsed as Record<string, unknown>)[key];
+      if (typeof field === 'string' && field !== '') auth[key] = field;
+    }
+    return Object.keys(auth).length ? auth : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 const notFoundRoute = () => new EngineError('notfound', 'page not found');
 
 export const imageRoutes: RouteModule = ({ app, engine, run, reply, stream }) => {
@@ -52,7 +71,10 @@ export const imageRoutes: RouteModule = ({ app, engine, run, reply, stream }) =>
     const target = splitNameAction(request, ['tag', 'push']);
     if (!target) throw notFoundRoute();
     const q = query(request);
-    if (target.action === 'push') return stream(request, res, 'image.push', { name: target.name, ...(one(q.tag) ? { tag: one(q.tag)! } : {}) }, { contentType: 'application/json' });
+    if (target.action === 'push') {
+      const auth = registryAuth(request);
+      return stream(request, res, 'image.push', { name: target.name, ...(one(q.tag) ? { tag: one(q.tag)! } : {}), ...(auth ? { auth } : {}) }, { contentType: 'application/json' });
+    }
     const repo = one(q.repo);
     if (!repo) throw new EngineError('invalid', 'repository name must have at least one component');
     await run(request, 'image.tag', { source: target.name, repo, tag: one(q.tag) ?? '' });
@@ -71,8 +93,10 @@ export const imageRoutes: RouteModule = ({ app, engine, run, reply, stream }) =>
     if (one(q.fromImage) !== undefined && fromSrc === undefined) {
       // The registry plugin adds image.pull; until one is loaded, say so plainly.
       if (!engine.has('image.pull')) throw new EngineError('notimplemented', 'pulling images is not supported: no registry plugin is loaded');
-      const pull: { image: string; tag?: string; platform?: string } = { image: one(q.fromImage)! };
+      const pull: { image: string; tag?: string; platform?: string; auth?: RegistryAuth } = { image: one(q.fromImage)! };
       for (const key of ['tag', 'platform'] as const) if (one(q[key])) pull[key] = one(q[key])!;
+      const auth = registryAuth(request);
+      if (auth) pull.auth = auth;
       return stream(request, res, 'image.pull', pull, { contentType: 'application/json' });
     }
     if (fromSrc !== '-') throw new EngineError('invalid', fromSrc ? 'importing from a URL is not supported; send the tar as the request body (fromSrc=-)' : 'fromImage or fromSrc is required');
@@ -93,6 +117,7 @@ export const imageRoutes: RouteModule = ({ app, engine, run, reply, stream }) =>
   // The images part; containers, volumes and the build cache join when their plugins provide df jobs.
   app.get('/system/df', async (request, res) => {
     const images = await run(request, 'image.df', {});
-    return res.type('application/json').send(JSON.stringify({ LayersSize: images.LayersSize, Images: images.Images, Containers: [], Volumes: [], BuildCache: null, BuilderSize: 0 }));
+    const volumes = engine.has('volume.df') ? await run(request, 'volume.df', {}) : [];
+    return res.type('application/json').send(JSON.stringify({ LayersSize: images.LayersSize, Images: images.Images, Containers: [], Volumes: volumes, BuildCache: null, BuilderSize: 0 }));
   });
 };

@@ -1,0 +1,192 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
+import { type PluginDefinition, bootEngine } from '@tsengine/core';
+import overlayPlugin from '@tsengine/graphdriver-overlay';
+import imagesPlugin from '@tsengine/images';
+import registryPlugin from '@tsengine/registry-v2';
+import { imageConfigFor, layerTar } from '@tsengine/test';
+import pino from 'pino';
+import { type Figure, findPeer, printFigures, pseudoRandom, request, stopProcess } from './harness.js';
+
+const MB = 1024 * 1024;
+const REPO = 'bench/pull';
+
+function sha256(data: Buffer): string {
+  return 'sha256:' + createHash('sha256').update(data).digest('hex');
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+function call(port: number, method: string, path: string, headers: Record<string, string> = {}, body?: Buffer): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+  return new Promise((resolveCall, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method, path, headers: { ...headers, ...(body ? { 'Content-Length': String(body.length) } : {}) } }, (res) => {
+      let text = '';
+      res.on('data', (c: Buffer) => (text += c.toString()));
+      res.on('end', () => resolveCall({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** Debian's docker-registry on 127.0.0.1 with its storage in `dir`. */
+async function startRegistry(dir: string): Promise<{ port: number; child: ChildProcess }> {
+  const port = await freePort();
+  const config = join(dir, 'registry.yml');
+  await writeFile(config, ['version: 0.1', 'log:', '  level: error', 'storage:', '  filesystem:', `    rootdirectory: ${join(dir, 'storage')}`, 'http:', `  addr: 127.0.0.1:${port}`, ''].join('\n'));
+  const child = spawn('docker-registry', ['serve', config], { stdio: 'ignore' });
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const up = await call(port, 'GET', '/v2/').then((r) => r.status === 200, () => false);
+    if (up) return { port, child };
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error('docker-registry did not start');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function upload(port: number, blob: Buffer): Promise<string> {
+  const digest = sha256(blob);
+  if ((await call(port, 'HEAD', `/v2/${REPO}/blobs/${digest}`)).status === 200) return digest;
+  const start = await call(port, 'POST', `/v2/${REPO}/blobs/uploads/`);
+  const target = new URL(String(start.headers.location), `http://127.0.0.1:${port}`);
+  target.searchParams.set('digest', digest);
+  const put = await call(port, 'PUT', target.pathname + target.search, { 'Content-Type': 'application/octet-stream' }, blob);
+  if (put.status !== 201) throw new Error(`upload failed: ${put.status} ${put.body}`);
+  return digest;
+}
+
+/** An image of gzip layers in the registry under `tag`. */
+async function pushImage(port: number, tag: string, tars: Buffer[], gzips: Buffer[]): Promise<void> {
+  const { configBytes } = imageConfigFor(tars, { config: { Cmd: ['sh'] } });
+  const layers = [];
+  for (const gz of gzips) layers.push({ mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip', size: gz.length, digest: await upload(port, gz) });
+  const configDigest = await upload(port, configBytes);
+  const manifest = Buffer.from(
+    JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.docker.distribution.manifest.v2+json', config: { mediaType: 'application/vnd.docker.container.image.v1+json', size: configBytes.length, digest: configDigest }, layers }),
+  );
+  const put = await call(port, 'PUT', `/v2/${REPO}/manifests/${tag}`, { 'Content-Type': 'application/vnd.docker.distribution.manifest.v2+json' }, manifest);
+  if (put.status !== 201) throw new Error(`manifest upload failed: ${put.status} ${put.body}`);
+}
+
+async function layer(seed: string, files: number): Promise<Buffer> {
+  const spec: Record<string, Buffer> = {};
+  for (let i = 0; i < files; i++) spec[`${seed}/f${i}`] = pseudoRandom(MB, `${seed}-${i}`);
+  return layerTar({ files: spec });
+}
+
+/** Our pull through the registry-v2 plugin in-process (the engine a daemon runs), on a fresh data root. */
+export async function timeOurs(host: string, registryOptions?: unknown): Promise<{ coldMs: number; warmMs: number }> {
+  const dataRoot = await mkdtemp(join(tmpdir(), 'tsengine-bench-pull-'));
+  try {
+    const { engine } = await bootEngine({
+      config: {
+        source: 'bench',
+        baseDir: dataRoot,
+        plugins: [{ ref: overlayPlugin.name, options: undefined }, { ref: '@tsengine/images', options: undefined }, { ref: '@tsengine/registry-v2', options: registryOptions }],
+        selections: new Map([['graphdriver', 'overlay']]),
+        daemon: {},
+      },
+      settings: { dataRoot, execRoot: join(dataRoot, 'run'), hosts: [], logLevel: 'silent', pidfile: join(dataRoot, 'pid'), version: 'bench' },
+      logger: pino({ level: 'silent' }),
+      builtins: new Map([
+        [overlayPlugin.name, overlayPlugin as PluginDefinition<unknown>],
+        ['@tsengine/images', imagesPlugin as PluginDefinition<unknown>],
+        ['@tsengine/registry-v2', registryPlugin as PluginDefinition<unknown>],
+      ]),
+    });
+    const sink = () => new Writable({ write: (_c, _e, done) => done() });
+    try {
+      let t = performance.now();
+      await engine.run('image.pull', { image: `${host}/${REPO}`, tag: 'a' }, { stdout: sink() });
+      const coldMs = performance.now() - t;
+      t = performance.now();
+      await engine.run('image.pull', { image: `${host}/${REPO}`, tag: 'b' }, { stdout: sink() });
+      const warmMs = performance.now() - t;
+      return { coldMs, warmMs };
+    } finally {
+      await engine.shutdown(10_000);
+    }
+  } finally {
+    await rm(dataRoot, { recursive: true, force: true });
+  }
+}
+
+/** The peer dockerd pulling the same two tags through its API (127.0.0.0/8 is insecure to it too). */
+async function timePeer(socket: string, host: string): Promise<{ coldMs: number; warmMs: number }> {
+  const pull = async (tag: string) => {
+    const t = performance.now();
+    const r = await new Promise<{ status: number; body: string }>((resolvePull, reject) => {
+      const req = http.request({ socketPath: socket, method: 'POST', path: `/images/create?fromImage=${encodeURIComponent(`${host}/${REPO}`)}&tag=${tag}` }, (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolvePull({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    if (r.status !== 200 || r.body.includes('"error"')) throw new Error(`peer pull failed: ${r.status} ${r.body.slice(-300)}`);
+    return performance.now() - t;
+  };
+  const cleanup = async () => {
+    for (const tag of ['a', 'b']) await request(socket, 'DELETE', `/images/${host}/${REPO}:${tag}?force=1`).catch(() => undefined);
+  };
+  await cleanup();
+  try {
+    return { coldMs: await pull('a'), warmMs: await pull('b') };
+  } finally {
+    await cleanup();
+  }
+}
+
+/** A registry holding tags a (4 layers) and b (the same but its top layer). */
+export async function prepareRegistry(dir: string): Promise<{ port: number; child: ChildProcess }> {
+  const registry = await startRegistry(dir);
+  const tars: Buffer[] = [];
+  for (let i = 0; i < 4; i++) tars.push(await layer(`p${i}`, 50));
+  const top = await layer('p3b', 50);
+  const gzips = tars.map((t) => gzipSync(t, { level: 1 }));
+  const topGz = gzipSync(top, { level: 1 });
+  await pushImage(registry.port, 'a', tars, gzips);
+  await pushImage(registry.port, 'b', [...tars.slice(0, 3), top], [...gzips.slice(0, 3), topGz]);
+  return registry;
+}
+
+/**
+ * Pull of a ~200 MB, 4-layer image (gzip layers) from a local docker-registry: cold, then a second
+ * image sharing all but its top layer. With dockerd reachable, the same pulls through it and the ratio.
+ */
+export async function benchPull(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'tsengine-bench-registry-'));
+  let registry: { port: number; child: ChildProcess } | undefined;
+  try {
+    registry = await prepareRegistry(dir);
+    const host = `127.0.0.1:${registry.port}`;
+    const peer = await findPeer();
+    const peerMs = peer ? await timePeer(peer, host) : undefined;
+    const ours = await timeOurs(host);
+    const figures: Figure[] = [
+      { name: 'pull of a 4×50 MB image, cold', unit: 'ms', ours: ours.coldMs, peer: peerMs?.coldMs, lowerIsBetter: true },
+      { name: 'pull with 3 of 4 layers present', unit: 'ms', ours: ours.warmMs, peer: peerMs?.warmMs, lowerIsBetter: true },
+    ];
+    printFigures('pull (overlay, local docker-registry)', figures);
+  } finally {
+    if (registry) await stopProcess(registry.child);
+    await rm(dir, { recursive: true, force: true });
+  }
+}
