@@ -5,10 +5,13 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { benchBuild } from './build.js';
+import { benchContainers } from './containers.js';
 import { benchDaemon } from './daemon.js';
 import { benchExecNative } from './exec.js';
 import { benchGraphDrivers } from './graphdriver.js';
 import { benchImages } from './images.js';
+import { benchPull } from './pull.js';
 import { stopProcess, waitForPing } from './harness.js';
 
 const benchmarks: Record<string, () => Promise<void>> = {
@@ -16,6 +19,9 @@ const benchmarks: Record<string, () => Promise<void>> = {
   graphdriver: () => benchGraphDrivers(),
   images: benchImages,
   exec: benchExecNative,
+  containers: benchContainers,
+  build: benchBuild,
+  pull: benchPull,
 };
 
 async function main(): Promise<void> {

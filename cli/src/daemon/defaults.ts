@@ -8,7 +8,13 @@ export const DEFAULT_PLUGINS = [
   '@tsengine/graphdriver-overlay',
   '@tsengine/graphdriver-vfs',
   '@tsengine/exec-native',
+  '@tsengine/logdriver-json-file',
+  '@tsengine/networks',
+  '@tsengine/net-bridge',
+  '@tsengine/net-host',
+  '@tsengine/volume-local',
   '@tsengine/containers',
+  '@tsengine/builder',
 ];
 
 export const DEFAULTS = {

@@ -196,7 +196,7 @@ export interface ExecDriver {
    */
   start(spec: ContainerSpec, stdio: StdioSpec): Promise<ContainerProcess>;
   /** Runs another process in every namespace and the cgroup of a running container. */
-  exec(id: string, process: ProcessSpec, stdio: StdioSpec): Promise<ContainerProcess>;
+  exec(id: string, process: ProcessSpec, stdio: StdioSpec, options?: { privileged?: boolean }): Promise<ContainerProcess>;
   /** Signals the container's PID 1 (name like "SIGTERM"/"TERM" or a number). */
   kill(id: string, signal: string | number): Promise<void>;
   pause(id: string): Promise<void>;

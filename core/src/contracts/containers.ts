@@ -17,6 +17,20 @@ export interface HostConfig {
   CapAdd?: string[] | null;
   CapDrop?: string[] | null;
   ConsoleSize?: [number, number];
+  Memory?: number;
+  MemorySwap?: number;
+  NanoCpus?: number;
+  CpuShares?: number;
+  CpuPeriod?: number;
+  CpuQuota?: number;
+  CpusetCpus?: string;
+  CpusetMems?: string;
+  PidsLimit?: number | null;
+  SecurityOpt?: string[] | null;
+  GroupAdd?: string[] | null;
+  ShmSize?: number;
+  RestartPolicy?: { Name?: string; MaximumRetryCount?: number };
+  LogConfig?: { Type?: string; Config?: Record<string, string> };
   [extra: string]: unknown;
 }
 
@@ -68,6 +82,26 @@ export interface ContainerInspect {
   NetworkSettings: NetworkSettings;
 }
 
+/** GET /containers/{id}/top. */
+export interface ContainerTop {
+  Titles: string[];
+  Processes: string[][];
+}
+
+/** GET /containers/json filters, name → values (Docker's semantics: any value of a key, every key). */
+export type ContainerListFilters = Record<string, string[]>;
+
+/** GET /containers/{id}/logs options (Docker's query, times as unix seconds). */
+export interface ContainerLogsOptions {
+  stdout: boolean;
+  stderr: boolean;
+  follow?: boolean;
+  tail?: number;
+  since?: number;
+  until?: number;
+  timestamps?: boolean;
+}
+
 /** GET /containers/json item. */
 export interface ContainerSummary {
   Id: string;
@@ -83,6 +117,8 @@ export interface ContainerSummary {
   HostConfig: { NetworkMode: string };
   NetworkSettings: { Networks: Record<string, EndpointSettings> };
   Mounts: MountPoint[];
+  SizeRw?: number;
+  SizeRootFs?: number;
 }
 
 /** Docker's wait conditions: "not-running" (default), "next-exit", "removed". */
@@ -116,7 +152,23 @@ declare module '../kernel/job-map.js' {
      * into the given streams until the process exits. Resolves with nothing once the output is flushed.
      */
     'container.attach': { in: { id: string; streams: AttachStreams }; out: void };
-    'container.list': { in: { all?: boolean }; out: ContainerSummary[] };
+    'container.list': { in: { all?: boolean; filters?: ContainerListFilters; size?: boolean; limit?: number }; out: ContainerSummary[] };
+    /**
+     * Writes the log's entries to the streams (all to stdout for TTY containers), each prefixed with
+     * its RFC 3339 time when `timestamps`; with follow, until the container stops or the signal.
+     */
+    'container.logs': { in: { id: string; options: ContainerLogsOptions; streams: AttachStreams }; out: void };
+    /** Stops (with timeout) if running, then starts. */
+    'container.restart': { in: { id: string; timeout?: number }; out: void };
+    'container.rename': { in: { id: string; name: string }; out: void };
+    'container.pause': { in: { id: string }; out: void };
+    'container.unpause': { in: { id: string }; out: void };
+    /** ps_args like "-ef" or "aux" choose the columns. */
+    'container.top': { in: { id: string; psArgs?: string }; out: ContainerTop };
+    /** Docker's StatsJSON objects, one per second to job.stdout as JSON lines when `stream`, else the result. */
+    'container.stats': { in: { id: string; stream: boolean }; out: unknown };
+    'container.resize': { in: { id: string; height: number; width: number }; out: void };
+    'container.prune': { in: { filters?: ContainerListFilters }; out: { ContainersDeleted: string[]; SpaceReclaimed: number } };
     'container.inspect': { in: { id: string }; out: ContainerInspect };
     /** `volumes` also removes the container's anonymous volumes (rm -v). */
     'container.remove': { in: { id: string; force?: boolean; volumes?: boolean }; out: void };

@@ -11,6 +11,8 @@ export interface Cgroup {
   /** Moves a process (all its threads) into the group. */
   addProcess(pid: number): void;
   pids(): number[];
+  /** Sets (or, with undefined/0/-1, lifts) the pids limit of an existing group. */
+  setPidsLimit(limit: number | undefined): void;
   freeze(): Promise<void>;
   thaw(): Promise<void>;
   /** How many times the OOM killer killed a process in this group. */
@@ -259,6 +261,11 @@ class CgroupV1 implements Cgroup {
     for (const dir of this.paths.values()) write(join(dir, 'cgroup.procs'), pid);
   }
 
+  setPidsLimit(limit: number | undefined): void {
+    const file = this.path('pids', 'pids.max');
+    if (file) write(file, limit && limit > 0 ? limit : 'max');
+  }
+
   private procsFile(): string {
     return this.path('pids', 'cgroup.procs') ?? this.path('freezer', 'cgroup.procs') ?? join([...this.paths.values()][0]!, 'cgroup.procs');
   }
@@ -437,6 +444,10 @@ class CgroupV2 implements Cgroup {
 
   addProcess(pid: number): void {
     write(this.file('cgroup.procs'), pid);
+  }
+
+  setPidsLimit(limit: number | undefined): void {
+    if (existsSync(this.file('pids.max'))) write(this.file('pids.max'), limit && limit > 0 ? limit : 'max');
   }
 
   pids(): number[] {

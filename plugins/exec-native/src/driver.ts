@@ -121,8 +121,13 @@ export class NativeExecDriver implements ExecDriver {
       shmSize: spec.shmSize ?? DEFAULT_SHM_SIZE,
     };
     try {
-      cgroup.create(spec.resources, spec.privileged);
-      const proc = await this.launch(init, stdio, cgroup, undefined);
+      // The init is a Node process whose threads the pids controller counts: the limit is set at the
+      // init's last step before execve, when it starts no more threads.
+      const { pidsLimit, ...resources } = spec.resources;
+      cgroup.create(resources, spec.privileged);
+      const proc = await this.launch(init, stdio, cgroup, undefined, () => {
+        if (pidsLimit && pidsLimit > 0) cgroup.setPidsLimit(pidsLimit);
+      });
       const live: LiveContainer = { id: spec.id, spec, pid: proc.pid, cgroup, capabilities, running: true, exited: proc.exited };
       this.containers.set(spec.id, live);
       void proc.exited.then(() => {
@@ -158,7 +163,9 @@ export class NativeExecDriver implements ExecDriver {
       throw conflict(`container ${id} is not running: ${(err as Error).message}`);
     }
     try {
-      return await this.launch(init, stdio, live.cgroup, pidNs);
+      // Moved into the cgroup just before execve: a migration may exceed pids.max where the init's
+      // threads could not have been created inside a container near its limit.
+      return await this.launch(init, stdio, live.cgroup, pidNs, (pid) => live.cgroup.addProcess(pid));
     } finally {
       closeSync(pidNs);
     }
@@ -257,7 +264,7 @@ export class NativeExecDriver implements ExecDriver {
    * Spawns an init into a new PID namespace (pidNs undefined) or the given one, puts it in the
    * cgroup, hands it its spec and waits for the "exec" report followed by EOF.
    */
-  private async launch(init: InitSpec, stdio: StdioSpec, cgroup: Cgroup, pidNs: number | undefined): Promise<ContainerProcess> {
+  private async launch(init: InitSpec, stdio: StdioSpec, cgroup: Cgroup, pidNs: number | undefined, beforeExec: (pid: number) => void): Promise<ContainerProcess> {
     const terminal = init.process.terminal;
     const toClose: number[] = [];
     const ours: number[] = [];
@@ -320,7 +327,7 @@ export class NativeExecDriver implements ExecDriver {
     };
     if (pid === undefined) return fail(125, 'the container init could not be spawned');
     try {
-      cgroup.addProcess(pid);
+      if (init.mode === 'create') cgroup.addProcess(pid);
       writeSync(specWrite, `${JSON.stringify(init)}\n`);
     } catch (err) {
       return fail(125, (err as Error).message);
@@ -345,6 +352,19 @@ export class NativeExecDriver implements ExecDriver {
             continue;
           }
           if (message.type === 'exec') sawExec = true;
+          else if (message.type === 'ready') {
+            try {
+              beforeExec(pid);
+              writeSync(specWrite, 'go\n');
+            } catch (err) {
+              error = { exitCode: 125, message: (err as Error).message };
+              try {
+                process.kill(pid, 'SIGKILL');
+              } catch {
+                // gone
+              }
+            }
+          }
           else if (message.type === 'error') error = { exitCode: message.exitCode, message: message.message };
           else if (message.type === 'pty') {
             try {
@@ -407,7 +427,9 @@ export class NativeExecDriver implements ExecDriver {
     const ended = streams.map((s) => new Promise<void>((resolve) => s.once('close', resolve).once('end', resolve).once('error', () => resolve())));
     const exited = childExit.then(async ({ code, signal }) => {
       // Output a consumer reads is complete before the exit is reported; unread streams keep their
-      // buffered data but do not hold the exit back.
+      // buffered data but do not hold the exit back. A fast program can exit before start()/exec()
+      // has even returned: one turn of the event loop lets the caller attach its readers first.
+      await new Promise((resolve) => setImmediate(resolve));
       await Promise.all(streams.map((s, i) => (s.readableFlowing ? ended[i] : undefined)));
       if (stdin && !stdin.destroyed) stdin.destroy();
       const status: ExitStatus = { exitCode: code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0), oomKilled: safeOomKills(cgroup) > 0 };

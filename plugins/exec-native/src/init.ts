@@ -432,6 +432,8 @@ function startProgram(spec: InitSpec): void {
   const path = lookPath(proc.args[0] ?? '', env);
   for (const fd of [0, 1, 2]) setCloseOnExec(fd, false);
   process.umask(0o022);
+  report({ type: 'ready' });
+  if (readLine() !== 'go') throw new InitError(125, 'daemon did not release the container process');
   report({ type: 'exec' });
   try {
     execve(path, proc.args, env);

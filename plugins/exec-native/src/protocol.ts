@@ -40,6 +40,8 @@ export type InitSpec = CreateInit | JoinInit;
 export type InitReport =
   /** The init holds a pty master at `fd` and waits for an ack once the daemon has taken a copy. */
   | { type: 'pty'; fd: number }
+  /** Set up and about to execve; waits for a "go" line (the daemon's last step: cgroup, pids limit). */
+  | { type: 'ready' }
   /** About to execve; if it fails an error follows. */
   | { type: 'exec' }
   | { type: 'error'; exitCode: 125 | 126 | 127; message: string };

@@ -1,0 +1,59 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, it } from 'node:test';
+import { type Daemon, docker, startDaemon } from '../helpers/daemon.js';
+import { busyboxRootfsTar } from '../helpers/images.js';
+
+const PLUGINS = ['@tsengine/api-server', '@tsengine/system', '@tsengine/images', '@tsengine/graphdriver-overlay', '@tsengine/exec-native', '@tsengine/logdriver-json-file', '@tsengine/containers'];
+
+let daemon: Daemon | undefined;
+let dataRoot = '';
+
+after(async () => {
+  if (daemon) {
+    await docker(daemon, ['rm', '-f', 'a1', 'a2', 'u1', 'u2', 'n1']).catch(() => undefined);
+    await daemon.stop();
+  }
+  if (dataRoot) await rm(dataRoot, { recursive: true, force: true });
+});
+
+async function ok(args: string[]): Promise<string> {
+  const r = await docker(daemon!, args);
+  assert.equal(r.status, 0, `docker ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
+  return r.stdout;
+}
+
+async function eventually(what: string, probe: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probe().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+it('starts always and unless-stopped containers with the daemon, but not stopped ones', async () => {
+  dataRoot = await mkdtemp(join(tmpdir(), 'tsengine-restart-data-'));
+  daemon = await startDaemon({ plugins: PLUGINS, config: { graphdriver: 'overlay' }, dataRoot });
+  const imported = await docker(daemon, ['import', '-c', 'CMD ["sh"]', '-', 'busybox:latest'], { input: await busyboxRootfsTar() });
+  assert.equal(imported.status, 0, imported.stderr);
+  await ok(['run', '-d', '--name', 'a1', '--restart', 'always', 'busybox', 'sleep', '3600']);
+  await ok(['run', '-d', '--name', 'a2', '--restart', 'always', 'busybox', 'sleep', '3600']);
+  await ok(['run', '-d', '--name', 'u1', '--restart', 'unless-stopped', 'busybox', 'sleep', '3600']);
+  await ok(['run', '-d', '--name', 'u2', '--restart', 'unless-stopped', 'busybox', 'sleep', '3600']);
+  await ok(['run', '-d', '--name', 'n1', 'busybox', 'sleep', '3600']);
+  await ok(['stop', '-t', '1', 'a2']);
+  await ok(['stop', '-t', '1', 'u2']);
+  const first = await daemon.stop();
+  assert.equal(first.code, 0);
+
+  daemon = await startDaemon({ plugins: PLUGINS, config: { graphdriver: 'overlay' }, dataRoot });
+  const state = async (name: string) => (await ok(['inspect', '-f', '{{.State.Status}}', name])).trim();
+  await eventually('a1 and u1 running again', async () => (await state('a1')) === 'running' && (await state('u1')) === 'running');
+  assert.equal(await state('a2'), 'exited');
+  assert.equal(await state('u2'), 'exited');
+  assert.equal(await state('n1'), 'exited');
+  // The restarted container works: exec reaches it.
+  assert.equal((await ok(['exec', 'a1', 'echo', 'back'])).trim(), 'back');
+});
