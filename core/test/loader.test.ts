@@ -222,6 +222,18 @@ describe('plugin loader', () => {
     assert.deepEqual(await engine.run('user.drivers' as never, {} as never), ['late']);
   });
 
+  it('lets a plugin use a capability it provides itself while it initialises', async () => {
+    const self = writePlugin({
+      name: 'self-user',
+      provides: [['greeter', 'plain']],
+      register: `ctx.provide(defineCapability('greeter', { mode: 'one' }), 'plain', () => ({ greet: (who) => 'hello ' + who }));`,
+      init: `const greeting = container.resolve(Symbol.for('tsengine.capability.greeter')).greet('init'); ctx.handle('self.greeting', async () => greeting);`,
+    });
+    const { engine, plugins } = await boot({ plugins: [self] });
+    assert.equal(plugins[0]!.state, 'loaded', plugins[0]!.reason);
+    assert.equal(await engine.run('self.greeting' as never, {} as never), 'hello init');
+  });
+
   it('rejects a selection key that no plugin provides', async () => {
     await assert.rejects(boot({ plugins: [], graphdriverr: 'overlay' }), (err: unknown) => err instanceof ConfigError && err.key === 'graphdriverr' && /unknown key/.test(err.message));
   });

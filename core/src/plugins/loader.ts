@@ -39,6 +39,8 @@ export class PluginLoader {
   private readonly registrations = new Map<string, Map<string, ProviderRegistration>>();
   private readonly capabilities = new Map<string, Capability<unknown>>();
   private readonly pending = new Map<string, Set<string>>();
+  /** The plugin whose register/init runs now: its own offers count as settled for itself. */
+  private starting: string | undefined;
   private readonly providerSets = new Map<string, CapabilityProviders<unknown>>();
 
   constructor(private readonly options: LoadOptions) {}
@@ -65,7 +67,8 @@ export class PluginLoader {
     }
     const statuses: PluginStatus[] = [];
     for (const candidate of ordered) {
-      const status = await this.start(candidate);
+      this.starting = candidate.definition.name;
+      const status = await this.start(candidate).finally(() => (this.starting = undefined));
       engine.setPluginStatus(status);
       statuses.push(status);
     }
@@ -227,8 +230,9 @@ export class PluginLoader {
   private providersOf(name: string): CapabilityProviders<unknown> {
     const existing = this.providerSets.get(name);
     if (existing) return existing;
-    const unsettled = this.pending.get(name);
-    if (unsettled?.size) {
+    const unsettled = new Set(this.pending.get(name));
+    if (this.starting) unsettled.delete(this.starting);
+    if (unsettled.size) {
       throw new PluginLoadError([...unsettled][0]!, `capability ${name} was used before its providers loaded; the plugin using it must list "${name}" in "requires"`);
     }
     const registrations = this.registrations.get(name) ?? new Map();

@@ -15,7 +15,6 @@ import {
   eventBusOf,
 } from '@tsengine/core';
 import { ContainerManager } from './manager.js';
-import { serveEvents } from './events.js';
 import { registerFilesystemJobs } from './filesystem.js';
 
 export { ContainerManager, type ContainerRecord } from './manager.js';
@@ -63,8 +62,6 @@ export default definePlugin({
     ctx.handle('exec.inspect', async (job) => manager.execs.inspect(job.input.id));
     ctx.handle('exec.start', async (job) => manager.execs.start(job.input.id, job.input.detach === true, job.input.streams, job.input.consoleSize));
     ctx.handle('exec.resize', async (job) => manager.execs.resize(job.input.id, job.input.height, job.input.width));
-    // The event stream lives here until a plugin without containers needs it (the bus itself is core's).
-    if (!ctx.engine.has('system.events')) ctx.handle('system.events', async (job) => serveEvents(events, job.input, job.stdout, job.signal));
     registerFilesystemJobs(ctx, manager, graph, images);
     ctx.onShutdown(() => manager.shutdown());
     // Not awaited: the daemon answers while containers with a restart policy come up.
