@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { Command, CommanderError } from 'commander';
 import { ConnectionError, DaemonError } from './client/index.js';
 import { commandModules } from './commands/index.js';
+import { EmbeddedSession } from './embedded/index.js';
 import { CliError, ExitCode, type RunCliOptions, createContext } from './context.js';
 import { TemplateError } from './format/index.js';
 import { TSENGINE_VERSION } from './version.js';
@@ -18,13 +19,16 @@ export { TSENGINE_VERSION, API_VERSION } from './version.js';
  * commands), 125 for wrong flags or arguments.
  */
 export async function runCli(argv: string[], options: RunCliOptions = {}): Promise<number> {
-  const context = createContext(options);
+  const session = new EmbeddedSession(argv, options, options.stderr ?? process.stderr);
+  const context = createContext({ ...options, clientFactory: session.clientFactory() });
   const program = new Command('tsengine');
   let commanderMessage = '';
   program
     .description('A Docker-compatible container engine')
     .version(TSENGINE_VERSION, '-v, --version', 'print the version and exit')
     .option('-H, --host <uri>', 'daemon socket to connect to')
+    .option('--embedded', 'run the engine inside this command instead of a daemon (also the fallback, as root, when no daemon answers); its containers stop when the command ends')
+    .option('--data-root <dir>', 'data root of an embedded engine (default /var/lib/tsengine)')
     .enablePositionalOptions()
     .exitOverride()
     .configureOutput({
@@ -34,12 +38,14 @@ export async function runCli(argv: string[], options: RunCliOptions = {}): Promi
     });
   for (const register of commandModules) register(program, context);
 
+  let code: number;
   try {
     await program.parseAsync(argv);
-    return context.exitCode;
+    code = context.exitCode;
   } catch (err) {
-    return reportError(err, commanderMessage, argv, context.stderr);
+    code = reportError(err, commanderMessage, argv, context.stderr);
   }
+  return session.close(code);
 }
 
 function reportError(err: unknown, commanderMessage: string, argv: string[], stderr: NodeJS.WritableStream): number {

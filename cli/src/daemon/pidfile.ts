@@ -4,20 +4,25 @@ import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { syncDir } from '@tsengine/core';
 
+/** What kind of tsengine process holds a data root: a daemon, or a CLI running an embedded engine. */
+export type PidFileHolder = 'daemon' | 'embedded engine';
+
 export class PidFileError extends Error {
   constructor(
     readonly file: string,
     readonly pid: number,
+    readonly holder: PidFileHolder,
   ) {
-    super(`a tsengine daemon is already running with pid ${pid} (pid file ${file}); stop it first, or remove the file if no daemon runs`);
+    super(`a tsengine ${holder} is already running with pid ${pid} on this data root (pid file ${file})`);
     this.name = 'PidFileError';
   }
 }
 
 /**
  * Takes a pid file: written to a temp file, fsynced, then hard-linked into place, which fails if
- * the file exists, so two daemons starting at once cannot both win. A file naming a live tsengine
- * daemon refuses the start; one naming a dead process (or a reused pid) is stale and replaced.
+ * the file exists, so two engines starting at once cannot both win. Daemons and embedded engines
+ * share the file, so each refuses the other; a file naming a dead process (or a pid reused by
+ * something that is not tsengine) is stale and replaced.
  */
 export async function acquirePidFile(path: string, pid = process.pid): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
@@ -40,7 +45,8 @@ export async function acquirePidFile(path: string, pid = process.pid): Promise<v
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
     const holder = await readPid(path);
-    if (holder !== undefined && holder !== pid && isLiveDaemon(holder)) throw new PidFileError(path, holder);
+    const kind = holder !== undefined && holder !== pid ? liveHolder(holder) : undefined;
+    if (kind) throw new PidFileError(path, holder!, kind);
     await unlink(path).catch(() => undefined);
   }
   throw new Error(`cannot take pid file ${path}: it keeps being recreated by another process`);
@@ -64,17 +70,24 @@ async function readPid(path: string): Promise<number | undefined> {
   }
 }
 
-/** Alive, and (where /proc tells) a daemon rather than an unrelated process that got the pid later. */
-export function isLiveDaemon(pid: number): boolean {
+/**
+ * The kind of tsengine process `pid` is, or undefined when it is dead or (where /proc tells) an
+ * unrelated process that got the pid later.
+ */
+export function liveHolder(pid: number): PidFileHolder | undefined {
   try {
     process.kill(pid, 0);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return undefined;
   }
+  let argv: string[];
   try {
-    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    return argv.includes('daemon');
+    argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
   } catch {
-    return true;
+    return 'daemon';
   }
+  if (argv.includes('--embedded')) return 'embedded engine';
+  if (argv.includes('daemon')) return 'daemon';
+  // A client command that fell back to an embedded engine: the tsengine program (installed, bundled or cli/dist/src/main.js).
+  return argv.some((arg) => /tsengine|\/main\.js$/.test(arg)) ? 'embedded engine' : undefined;
 }

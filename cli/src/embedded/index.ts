@@ -1,0 +1,2 @@
+export { EmbeddedSession } from './session.js';
+export { type EngineChoice, readEngineChoice } from './flags.js';
