@@ -1,32 +1,39 @@
-import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Figure, findPeer, median, peerPid, printFigures, rssMiB, startOurDaemon } from './harness.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  apiRunRm,
+  busyboxRootfsTar,
+  childPids,
+  type Figure,
+  findPeer,
+  freeSubnetBlock,
+  median,
+  peerPid,
+  postJson,
+  printFigures,
+  request,
+  rssMiB,
+  startOurDaemon,
+  timeAsyncMs,
+} from './harness.js';
+import { leftovers, sweep } from './network.js';
 
 const RUNS = 20;
 const DETACHED = 20;
+const IDLE = 100;
 const IMAGE = 'tsengine-bench-busybox:latest';
-const PLUGINS = ['@tsengine/api-server', '@tsengine/system', '@tsengine/images', '@tsengine/graphdriver-overlay', '@tsengine/exec-native', '@tsengine/logdriver-json-file', '@tsengine/containers'];
+/** Issue #4's targets. */
+const TIME_TARGET_RATIO = 0.25;
+const MEMORY_TARGET_MIB = 0.5;
 
 function dockerCli(socket: string, args: string[], input?: Buffer): string {
   const r = spawnSync('docker', args, { env: { ...process.env, DOCKER_HOST: `unix://${socket}` }, input, maxBuffer: 64 * 1024 * 1024 });
   if (r.status !== 0) throw new Error(`docker ${args.join(' ')} (${socket}) failed with ${r.status}: ${r.stderr.toString()}`);
   return r.stdout.toString();
-}
-
-/** A busybox rootfs with the applets the benchmark runs, as a tar for `docker import`. */
-function busyboxTar(): Buffer {
-  const dir = mkdtempSync(join(tmpdir(), 'tsengine-bench-rootfs-'));
-  try {
-    for (const d of ['bin', 'etc', 'tmp', 'proc', 'sys', 'dev']) mkdirSync(join(dir, d), { recursive: true });
-    copyFileSync('/bin/busybox', join(dir, 'bin/busybox'));
-    for (const applet of ['sh', 'true', 'sleep']) symlinkSync('busybox', join(dir, 'bin', applet));
-    writeFileSync(join(dir, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
-    return execFileSync('tar', ['-C', dir, '-cf', '-', '.'], { maxBuffer: 64 * 1024 * 1024 });
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
 }
 
 function timeMs(fn: () => void): number {
@@ -35,76 +42,196 @@ function timeMs(fn: () => void): number {
   return Number(process.hrtime.bigint() - t0) / 1e6;
 }
 
-/** RSS (MiB) of every process whose command line names a containerd shim: docker's per-container helpers. */
-function shimRssMiB(): number {
-  let total = 0;
-  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-    try {
-      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('containerd-shim')) total += rssMiB(Number(pid));
-    } catch {
-      // gone
-    }
+function safeRss(pid: number): number {
+  try {
+    return rssMiB(pid);
+  } catch {
+    return 0; // gone
   }
-  return total;
+}
+
+async function containerPid(socket: string, id: string): Promise<number> {
+  const res = await request(socket, 'GET', `/containers/${id}/json`);
+  return (JSON.parse(res.body) as { State: { Pid: number } }).State.Pid;
+}
+
+/**
+ * What a running container costs on the host besides its own processes: for us, any child of the
+ * daemon that is not a container's PID 1 (there should be none: no shim); for docker, its
+ * containerd (a child of dockerd) and one containerd-shim per container (reparented, found by `-id`).
+ */
+type HelpersRss = (containerIds: string[], containerPids: number[]) => number;
+
+function ourHelpersRss(daemonPid: number): HelpersRss {
+  return (_ids, pids) => childPids(daemonPid).filter((p) => !pids.includes(p)).reduce((sum, p) => sum + safeRss(p), 0);
+}
+
+function dockerHelpersRss(dockerdPid: number | undefined): HelpersRss {
+  return (ids) => {
+    let total = 0;
+    if (dockerdPid) for (const p of childPids(dockerdPid)) if (readCmdline(p).includes('containerd')) total += safeRss(p);
+    for (const entry of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+      const cmdline = readCmdline(Number(entry));
+      if (cmdline.includes('containerd-shim') && ids.some((id) => cmdline.includes(id))) total += safeRss(Number(entry));
+    }
+    return total;
+  };
+}
+
+function readCmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+  } catch {
+    return '';
+  }
 }
 
 interface Measured {
-  runRm: number;
-  runDetached: number;
+  idleDaemonMiB: number;
+  idleHelpersMiB: number;
+  runRmCli: number;
+  runRmApi: number;
+  runDetachedTotal: number;
+  runDetachedMedian: number;
   perContainerMiB: number;
+  daemonGrowthMiB: number;
+  helpersGrowthMiB: number;
 }
 
-function measure(socket: string, daemonPid: number | undefined, tar: Buffer, helpersMiB: () => number): Measured {
+async function measure(socket: string, daemonPid: number | undefined, tar: Buffer, helpers: HelpersRss): Promise<Measured> {
+  await sleep(1000);
+  const idleDaemonMiB = daemonPid ? safeRss(daemonPid) : 0;
+  const idleHelpersMiB = helpers([], []);
   dockerCli(socket, ['import', '-', IMAGE], tar);
   const names: string[] = [];
   try {
     dockerCli(socket, ['run', '--rm', IMAGE, 'true']);
-    const times: number[] = [];
-    for (let i = 0; i < RUNS; i++) times.push(timeMs(() => dockerCli(socket, ['run', '--rm', IMAGE, 'true'])));
-    const rssBefore = (daemonPid ? rssMiB(daemonPid) : 0) + helpersMiB();
+    await apiRunRm(socket, { Image: IMAGE, Cmd: ['true'] });
+    const cliTimes: number[] = [];
+    const apiTimes: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      cliTimes.push(timeMs(() => dockerCli(socket, ['run', '--rm', IMAGE, 'true'])));
+      apiTimes.push(
+        await timeAsyncMs(async () => {
+          const code = await apiRunRm(socket, { Image: IMAGE, Cmd: ['true'] });
+          if (code !== 0) throw new Error(`run --rm ${IMAGE} true exited with ${code}`);
+        }),
+      );
+    }
+
+    await sleep(500);
+    const daemonBefore = daemonPid ? safeRss(daemonPid) : 0;
+    const helpersBefore = helpers([], []);
+    const ids: string[] = [];
     const detached: number[] = [];
-    for (let i = 0; i < DETACHED; i++) {
+    for (let i = 0; i < IDLE; i++) {
       const name = `tsengine-bench-${process.pid}-${i}`;
       names.push(name);
-      detached.push(timeMs(() => dockerCli(socket, ['run', '-d', '--name', name, IMAGE, 'sleep', '600'])));
+      if (i < DETACHED) {
+        detached.push(timeMs(() => ids.push(dockerCli(socket, ['run', '-d', '--name', name, IMAGE, 'sleep', '600']).trim())));
+      } else {
+        // Only the first ones are timed through the CLI; the rest just fill the host, faster through the API.
+        const { Id } = JSON.parse(await postJson(socket, `/containers/create?name=${name}`, { Image: IMAGE, Cmd: ['sleep', '600'] }, [201])) as { Id: string };
+        ids.push(Id);
+        await postJson(socket, `/containers/${Id}/start`, {}, [204]);
+      }
     }
-    const rssAfter = (daemonPid ? rssMiB(daemonPid) : 0) + helpersMiB();
-    return { runRm: median(times), runDetached: detached.reduce((a, b) => a + b, 0), perContainerMiB: (rssAfter - rssBefore) / DETACHED };
+    const pids = await Promise.all(ids.map((id) => containerPid(socket, id)));
+    await sleep(2000);
+    const daemonAfter = daemonPid ? safeRss(daemonPid) : 0;
+    const helpersAfter = helpers(ids, pids);
+    return {
+      idleDaemonMiB,
+      idleHelpersMiB,
+      runRmCli: median(cliTimes),
+      runRmApi: median(apiTimes),
+      runDetachedTotal: detached.reduce((a, b) => a + b, 0),
+      runDetachedMedian: median(detached),
+      perContainerMiB: (daemonAfter - daemonBefore + helpersAfter - helpersBefore) / IDLE,
+      daemonGrowthMiB: daemonAfter - daemonBefore,
+      helpersGrowthMiB: helpersAfter - helpersBefore,
+    };
   } finally {
-    if (names.length) dockerCli(socket, ['rm', '-f', ...names]);
+    for (let i = 0; i < names.length; i += 25) {
+      try {
+        dockerCli(socket, ['rm', '-f', ...names.slice(i, i + 25)]);
+      } catch (err) {
+        console.error(`cleanup: ${String(err)}`);
+      }
+    }
     dockerCli(socket, ['rmi', IMAGE]);
   }
 }
 
+function verdict(met: boolean | undefined): string {
+  return met === undefined ? 'cannot judge without a peer' : met ? 'MET' : 'NOT met';
+}
+
 /**
- * `docker run --rm busybox true` through the real CLI (median of 20), 20 sequential `run -d`, and
- * the host memory each running container costs (daemon RSS growth plus helper processes).
+ * Issue #4's container figures: `run --rm busybox true` through the docker CLI and through the API
+ * (median of 20 each), 20 sequential `run -d`, host memory per running container with 100 idle
+ * containers (daemon RSS growth plus helper processes), idle daemon RSS; with a peer, its figures
+ * and the ratios; then the targets and whether they are met. Our daemon runs with the bridge
+ * network (like dockerd's default) on its own bridge name and a subnet no host route overlaps.
  */
 export async function benchContainers(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'tsengine-bench-containers-'));
   const config = join(dir, 'tsengine.json');
-  writeFileSync(config, JSON.stringify({ plugins: PLUGINS, graphdriver: 'overlay' }));
-  const tar = busyboxTar();
+  const block = freeSubnetBlock();
+  const bridge = `tsb${randomBytes(3).toString('hex')}`;
+  const plugins = [
+    '@tsengine/api-server',
+    '@tsengine/system',
+    '@tsengine/images',
+    '@tsengine/graphdriver-overlay',
+    '@tsengine/exec-native',
+    '@tsengine/logdriver-json-file',
+    { plugin: '@tsengine/networks', options: { bip: `${block}.1/24`, 'bridge-name': bridge } },
+    '@tsengine/net-bridge',
+    '@tsengine/net-host',
+    '@tsengine/containers',
+  ];
+  writeFileSync(config, JSON.stringify({ plugins, graphdriver: 'overlay' }));
+  const tar = busyboxRootfsTar();
   const daemon = await startOurDaemon(config);
+  const daemonDir = join(daemon.socket, '..', '..');
   let ours: Measured;
   try {
-    ours = measure(daemon.socket, daemon.process.pid, tar, () => 0);
+    ours = await measure(daemon.socket, daemon.process.pid, tar, ourHelpersRss(daemon.process.pid!));
   } finally {
-    await daemon.stop();
+    await daemon.stop().catch((err: unknown) => console.error(`stopping the daemon: ${String(err)}`));
     rmSync(dir, { recursive: true, force: true });
+    const found = leftovers([bridge], daemonDir);
+    if (found.links.length || found.rules.length || found.mounts.length) {
+      console.error(`warning: the daemon left ${found.links.length} bridge(s), ${found.rules.length} iptables line(s), ${found.mounts.length} mount(s); removing them`);
+      sweep(found);
+    }
   }
-  const figures: Figure[] = [
-    { name: `docker run --rm busybox true (median of ${RUNS})`, unit: 'ms', ours: ours.runRm, lowerIsBetter: true },
-    { name: `${DETACHED} sequential docker run -d`, unit: 'ms', ours: ours.runDetached, lowerIsBetter: true },
-    { name: 'host memory per running container', unit: 'MiB', ours: ours.perContainerMiB, lowerIsBetter: true },
+  const row = (name: string, unit: string, pick: (m: Measured) => number): [Figure, (m: Measured) => number] => [{ name, unit, ours: pick(ours), lowerIsBetter: true }, pick];
+  const rows = [
+    row(`docker run --rm busybox true, docker CLI (median of ${RUNS})`, 'ms', (m) => m.runRmCli),
+    row(`run --rm busybox true, API (median of ${RUNS})`, 'ms', (m) => m.runRmApi),
+    row(`${DETACHED} sequential docker run -d (total)`, 'ms', (m) => m.runDetachedTotal),
+    row(`docker run -d (median of ${DETACHED})`, 'ms', (m) => m.runDetachedMedian),
+    row(`host memory per running container (${IDLE} idle)`, 'MiB', (m) => m.perContainerMiB),
+    row(`  daemon RSS growth, ${IDLE} containers`, 'MiB', (m) => m.daemonGrowthMiB),
+    row(`  helper processes' RSS growth, ${IDLE} containers`, 'MiB', (m) => m.helpersGrowthMiB),
+    row('idle daemon RSS', 'MiB', (m) => m.idleDaemonMiB),
+    row('idle daemon + helpers RSS (docker: containerd)', 'MiB', (m) => m.idleDaemonMiB + m.idleHelpersMiB),
   ];
   const peer = await findPeer();
   if (peer) {
-    const theirs = measure(peer, peerPid(), tar, shimRssMiB);
-    figures[0]!.peer = theirs.runRm;
-    figures[1]!.peer = theirs.runDetached;
-    figures[2]!.peer = theirs.perContainerMiB;
+    const pid = peerPid();
+    const theirs = await measure(peer, pid, tar, dockerHelpersRss(pid));
+    for (const [figure, pick] of rows) figure.peer = pick(theirs);
   }
-  printFigures('containers (through the docker CLI)', figures);
+  const figures = rows.map(([f]) => f);
+  printFigures('containers', figures);
   if (!peer) console.log('(dockerd not reachable: set DOCKER_PEER_SOCKET or run with --start-peer for side-by-side figures)');
+  const cli = figures[0]!;
+  const timeRatio = cli.peer ? cli.ours / cli.peer : undefined;
+  console.log(
+    `target: docker run --rm at most ${TIME_TARGET_RATIO}x dockerd's time: ${timeRatio === undefined ? '-' : `${timeRatio.toFixed(2)}x`} → ${verdict(timeRatio === undefined ? undefined : timeRatio <= TIME_TARGET_RATIO)}`,
+  );
+  console.log(`target: host memory per running container under ${MEMORY_TARGET_MIB} MiB: ${ours.perContainerMiB.toFixed(2)} MiB → ${verdict(ours.perContainerMiB < MEMORY_TARGET_MIB)}`);
 }

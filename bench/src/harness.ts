@@ -1,6 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -171,4 +171,115 @@ export function pseudoRandom(size: number, seed: string): Buffer {
     block = createHash('sha256').update(block).digest();
   }
   return out;
+}
+
+/** POSTs a JSON body; the answer must have the expected status or this throws with the body. */
+export async function postJson(socketPath: string, path: string, body: unknown, expected = [200, 201, 204]): Promise<string> {
+  const res = await postBody(socketPath, path, Buffer.from(JSON.stringify(body)), 'application/json');
+  if (!expected.includes(res.status)) throw new Error(`POST ${path} (${socketPath}) answered ${res.status}: ${res.body}`);
+  return res.body;
+}
+
+/** Resolves once the answer's headers arrive, with a promise of the whole body (for /wait, which answers headers at once). */
+function postStreaming(socketPath: string, path: string): Promise<{ status: number; body: Promise<string> }> {
+  return new Promise((resolvePromise, reject) => {
+    const req = http.request({ socketPath, method: 'POST', path }, (res) => {
+      const body = new Promise<string>((resolveBody, rejectBody) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c) => (text += c));
+        res.on('end', () => resolveBody(text));
+        res.on('error', rejectBody);
+      });
+      resolvePromise({ status: res.statusCode ?? 0, body });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/**
+ * `docker run --rm IMAGE CMD` through the API the way the CLI sends it (create with AutoRemove,
+ * wait?condition=removed held open, start), without attaching. Resolves with the exit code.
+ */
+export async function apiRunRm(socketPath: string, config: Record<string, unknown>): Promise<number> {
+  const hostConfig = { ...((config.HostConfig as Record<string, unknown> | undefined) ?? {}), AutoRemove: true };
+  const { Id: id } = JSON.parse(await postJson(socketPath, '/containers/create', { ...config, HostConfig: hostConfig }, [201])) as { Id: string };
+  const wait = await postStreaming(socketPath, `/containers/${id}/wait?condition=removed`);
+  if (wait.status !== 200) throw new Error(`wait for ${id} answered ${wait.status}: ${await wait.body}`);
+  await postJson(socketPath, `/containers/${id}/start`, {}, [204]);
+  const result = JSON.parse(await wait.body) as { StatusCode: number; Error?: { Message?: string } | null };
+  if (result.Error?.Message) throw new Error(`run --rm ${id}: ${result.Error.Message}`);
+  return result.StatusCode;
+}
+
+/** A busybox rootfs with the applets the benchmarks run, as a tar for `docker import` / POST /images/create?fromSrc=-. */
+export function busyboxRootfsTar(): Buffer {
+  const dir = mkdtempSync(join(tmpdir(), 'tsengine-bench-rootfs-'));
+  try {
+    for (const d of ['bin', 'etc', 'tmp', 'proc', 'sys', 'dev']) mkdirSync(join(dir, d), { recursive: true });
+    copyFileSync('/bin/busybox', join(dir, 'bin/busybox'));
+    for (const applet of ['sh', 'true', 'sleep']) symlinkSync('busybox', join(dir, 'bin', applet));
+    writeFileSync(join(dir, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
+    return execFileSync('tar', ['-C', dir, '-cf', '-', '.'], { maxBuffer: 64 * 1024 * 1024 });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Imports a rootfs tar as `repo:tag` through the API. */
+export async function importImage(socketPath: string, tar: Buffer, repo: string, tag = 'latest'): Promise<void> {
+  const res = await postBody(socketPath, `/images/create?fromSrc=-&repo=${encodeURIComponent(repo)}&tag=${encodeURIComponent(tag)}`, tar);
+  if (res.status !== 200 || /"error"/.test(res.body)) throw new Error(`import ${repo}:${tag} (${socketPath}) answered ${res.status}: ${res.body}`);
+}
+
+export async function deleteOrThrow(socketPath: string, path: string): Promise<void> {
+  const res = await request(socketPath, 'DELETE', path);
+  if (res.status >= 300) throw new Error(`DELETE ${path} (${socketPath}) answered ${res.status}: ${res.body}`);
+}
+
+export async function timeAsyncMs(fn: () => Promise<unknown>): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - t0) / 1e6;
+}
+
+/** PIDs whose parent is `pid`, from /proc. */
+export function childPids(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) out.push(Number(entry));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+/** The IPv4 routes of the host as [destination, mask] pairs (host byte order), from /proc/net/route. */
+function hostRoutes(): Array<[number, number]> {
+  const swap = (hex: string) => Number.parseInt(hex.match(/../g)!.reverse().join(''), 16) >>> 0;
+  return readFileSync('/proc/net/route', 'utf8')
+    .split('\n')
+    .slice(1)
+    .map((line) => line.trim().split(/\s+/))
+    .filter((f) => f.length >= 8 && Number.parseInt(f[7]!, 16) !== 0)
+    .map((f) => [swap(f[1]!), swap(f[7]!)] as [number, number]);
+}
+
+/** A 10.X.Y.0/22 block (four /24s, returned as "10.X.Y") that overlaps no route on the host. */
+export function freeSubnetBlock(): string {
+  const routes = hostRoutes();
+  const mask = 0xfffffc00;
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const x = 100 + Math.floor(Math.random() * 150);
+    const y = Math.floor(Math.random() * 63) * 4;
+    const base = ((10 << 24) | (x << 16) | (y << 8)) >>> 0;
+    if (!routes.some(([dest, m]) => ((dest & Math.min(m, mask)) >>> 0) === ((base & Math.min(m, mask)) >>> 0))) return `10.${x}.${y}`;
+  }
+  throw new Error('no free 10.x.y.0/22 block on this host');
 }

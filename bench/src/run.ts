@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // npm run bench -- [name ...] [--start-peer]
 // Each benchmark prints its own figures and, when dockerd is reachable, the peer's and the ratio.
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { benchBuild } from './build.js';
@@ -11,6 +11,7 @@ import { benchDaemon } from './daemon.js';
 import { benchExecNative } from './exec.js';
 import { benchGraphDrivers } from './graphdriver.js';
 import { benchImages } from './images.js';
+import { benchNetwork } from './network.js';
 import { benchPull } from './pull.js';
 import { stopProcess, waitForPing } from './harness.js';
 
@@ -20,6 +21,7 @@ const benchmarks: Record<string, () => Promise<void>> = {
   images: benchImages,
   exec: benchExecNative,
   containers: benchContainers,
+  network: benchNetwork,
   build: benchBuild,
   pull: benchPull,
 };
@@ -54,7 +56,17 @@ async function startPeer(): Promise<(() => Promise<void>) | undefined> {
   await waitForPing(socket, 60_000);
   process.env.DOCKER_PEER_SOCKET = socket;
   process.env.DOCKER_PEER_PIDFILE = pidfile;
-  return () => stopProcess(child, 30_000);
+  return async () => {
+    await stopProcess(child, 30_000);
+    // dockerd leaves mounts (its netns files, overlay) under its roots; lazily unmount them, deepest first.
+    const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .map((line) => line.split(' ')[4] ?? '')
+      .filter((point) => point.startsWith(dir + '/'))
+      .sort((a, b) => b.length - a.length);
+    for (const point of mounts) spawnSync('umount', ['-l', point]);
+    rmSync(dir, { recursive: true, force: true });
+  };
 }
 
 main().catch((err) => {
