@@ -19,6 +19,12 @@ export enum ChangeKind {
  */
 export interface GraphDriver {
   readonly name: string;
+  /**
+   * True when a layer's directory holds only its own diff and applyDiff needs no view of the layers
+   * below (overlay), so several layers of one image may be applied at once; false when a layer
+   * starts as a copy of its parent (vfs).
+   */
+  readonly independentDiffs: boolean;
   /** Name/value pairs for `docker info`'s Storage Driver section. */
   status(): Promise<Array<[string, string]>>;
   /** A read-only image layer. */

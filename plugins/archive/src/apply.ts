@@ -1,6 +1,6 @@
 import { constants, type BigIntStats } from 'node:fs';
-import { chmod, lchown, link, lstat, lutimes, mkdir, open, readdir, realpath, rm, symlink, utimes } from 'node:fs/promises';
-import { join, relative, sep } from 'node:path';
+import { type FileHandle, chmod, lchown, link, lstat, lutimes, mkdir, open, readdir, realpath, rm, symlink, utimes } from 'node:fs/promises';
+import { dirname, join, relative, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { extract as tarExtract, type Header } from 'tar-stream';
 import { invalid } from '@tsengine/core';
@@ -9,6 +9,7 @@ import { decompressed } from './gzip.js';
 import { feed } from './streams.js';
 import { entryComponents, entryError, linkComponents, resolveDirInRoot } from './paths.js';
 import { PAX_XATTR_PREFIX, writeXattr } from './xattrs.js';
+import { FileWriter } from './writes.js';
 
 export const WHITEOUT_PREFIX = '.wh.';
 export const WHITEOUT_META_PREFIX = '.wh..wh.';
@@ -33,6 +34,7 @@ export interface ApplyOptions {
  */
 export async function applyLayer(targetDir: string, input: Readable, options: ApplyOptions): Promise<number> {
   const unpacker = new Unpacker(await realpath(targetDir), options);
+  await unpacker.start();
   const extract = tarExtract();
   const feeding = decompressed(input).then((tar) => feed(tar, extract));
   feeding.catch(() => undefined); // surfaced through the extract iterator or awaited below
@@ -50,6 +52,7 @@ export async function applyLayer(targetDir: string, input: Readable, options: Ap
   } catch (err) {
     input.destroy();
     extract.destroy();
+    await unpacker.abandon();
     // Stream-level failures (truncated data, corrupt gzip) carry no errno and name no entry.
     if (err instanceof Error && !(err as NodeJS.ErrnoException).code && err.name !== 'EngineError') throw invalid(`invalid layer tar: ${err.message}`, err);
     throw err;
@@ -62,13 +65,29 @@ class Unpacker {
   private readonly unpacked = new Set<string>();
   private readonly unpackedAncestors = new Set<string>();
   private readonly dirTimes: Array<[string, Date]> = [];
+  private readonly files = new FileWriter();
+  /**
+   * Saves a round trip per entry on the common layer (new files in new directories): resolved parent
+   * directories by their components, forgotten whenever anything is removed (only removal can turn a
+   * resolved directory into something else: the target is this apply's alone) ...
+   */
+  private readonly parents = new Map<string, string>();
+  /** ... directories that held nothing when this apply first saw or made them ... */
+  private readonly fresh = new Set<string>();
+  /** ... and what this apply created (relative to root): in a fresh directory, nothing else exists. */
+  private readonly created = new Set<string>();
 
   constructor(
     private readonly root: string,
     private readonly options: ApplyOptions,
   ) {}
 
+  async start(): Promise<void> {
+    if ((await readdir(this.root)).length === 0) this.fresh.add(this.root);
+  }
+
   async apply(header: Header, body: AsyncIterable<Buffer>): Promise<void> {
+    this.files.check();
     const name = header.name;
     const parts = entryComponents(name);
     if (parts.length === 0) {
@@ -77,26 +96,44 @@ class Unpacker {
       return;
     }
     const base = parts[parts.length - 1]!;
-    const parent = await resolveDirInRoot(this.root, parts.slice(0, -1), name, true);
+    const parent = await this.parentDir(parts, name);
     if (base.startsWith(WHITEOUT_PREFIX)) {
       await this.whiteout(parent, base, header, name);
       return;
     }
     const path = join(parent, base);
-    const existing = await lstatOrNull(path);
+    const existing = await this.existing(path);
     if (existing && !(existing.isDirectory() && header.type === 'directory')) {
       if (header.type === 'link' && (await this.linkTarget(header, name)) === path) return;
-      await rm(path, { recursive: true, force: true });
+      await this.remove(path);
     }
     switch (header.type) {
       case 'directory':
-        if (!existing?.isDirectory()) await mkdir(path, { mode: 0o700 });
+        if (!existing?.isDirectory()) {
+          await mkdir(path, { mode: 0o700 });
+          this.fresh.add(path);
+        }
         break;
       case 'file':
-      case 'contiguous-file':
-        await writeFile(path, body);
+      case 'contiguous-file': {
+        const file = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
         this.applied += header.size ?? 0;
-        break;
+        this.record(path);
+        if (hasXattrs(header)) {
+          // Rare; xattrs go by path after chown (which drops security.capability), so this file is done in line.
+          await writeAll(file, body);
+          break;
+        }
+        // The descriptor pins the inode: finishing it later cannot be redirected by entries that follow.
+        await this.files.write(file, body, {
+          uid: header.uid ?? 0,
+          gid: header.gid ?? 0,
+          mode: (header.mode ?? 0o644) & 0o7777,
+          mtime: header.mtime ?? new Date(0),
+          fail: (why, cause) => entryError(name, why, cause),
+        });
+        return;
+      }
       case 'link': {
         const target = await this.linkTarget(header, name);
         const st = await lstatOrNull(target);
@@ -124,8 +161,14 @@ class Unpacker {
   }
 
   async finish(): Promise<void> {
+    await this.files.drain();
     // Directory times last: creating their children changed them.
     for (const [path, mtime] of this.dirTimes.reverse()) await utimes(path, mtime, mtime);
+  }
+
+  /** After a failure: waits for file writes still in flight so nothing touches the target after return. */
+  async abandon(): Promise<void> {
+    await this.files.settle();
   }
 
   private async linkTarget(header: Header, name: string): Promise<string> {
@@ -152,9 +195,10 @@ class Unpacker {
     const hidden = base.slice(WHITEOUT_PREFIX.length);
     if (hidden === '' || hidden === '.' || hidden === '..') throw entryError(name, 'whiteout names no file');
     const path = join(parent, hidden);
-    await rm(path, { recursive: true, force: true });
+    await this.remove(path);
     if (this.options.whiteouts === 'overlay') {
       await this.mknod(path, S_IF.CHR, 0n, name);
+      this.created.add(relative(this.root, path));
       await lchown(path, header.uid ?? 0, header.gid ?? 0);
     }
   }
@@ -168,14 +212,37 @@ class Unpacker {
         const st = await lstat(path);
         if (st.isDirectory()) await this.purgeLowerContent(path);
       } else {
-        await rm(path, { recursive: true, force: true });
+        await this.remove(path);
       }
     }
+  }
+
+  private async parentDir(parts: string[], name: string): Promise<string> {
+    const key = parts.slice(0, -1).join('/');
+    const known = this.parents.get(key);
+    if (known !== undefined) return known;
+    const dir = await resolveDirInRoot(this.root, parts.slice(0, -1), name, true, (made) => {
+      this.fresh.add(made);
+      this.created.add(relative(this.root, made));
+    });
+    this.parents.set(key, dir);
+    return dir;
+  }
+
+  private async existing(path: string): Promise<BigIntStats | null> {
+    if (this.fresh.has(dirname(path)) && !this.created.has(relative(this.root, path))) return null;
+    return lstatOrNull(path);
+  }
+
+  private async remove(path: string): Promise<void> {
+    this.parents.clear();
+    await rm(path, { recursive: true, force: true });
   }
 
   private record(path: string): void {
     const rel = relative(this.root, path);
     this.unpacked.add(rel);
+    this.created.add(rel);
     const parts = rel.split(sep);
     for (let i = 1; i < parts.length; i++) this.unpackedAncestors.add(parts.slice(0, i).join(sep));
   }
@@ -199,13 +266,16 @@ class Unpacker {
   }
 }
 
-async function writeFile(path: string, body: AsyncIterable<Buffer>): Promise<void> {
-  const file = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+async function writeAll(file: FileHandle, body: AsyncIterable<Buffer>): Promise<void> {
   try {
     for await (const chunk of body) await file.write(chunk);
   } finally {
     await file.close();
   }
+}
+
+function hasXattrs(header: Header): boolean {
+  return Object.keys((header.pax ?? {}) as Record<string, string>).some((key) => key.startsWith(PAX_XATTR_PREFIX));
 }
 
 async function lstatOrNull(path: string): Promise<BigIntStats | null> {

@@ -9,7 +9,8 @@ import { createGunzip } from 'node:zlib';
 export async function decompressed(input: Readable): Promise<Readable> {
   const head = await readHead(input, 2);
   const isGzip = head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b;
-  const out = isGzip ? createGunzip() : new PassThrough();
+  // Large buffers: a layer's chunks (256 KiB and up) would otherwise stall this hop on each one.
+  const out = isGzip ? createGunzip({ chunkSize: 256 * 1024 }) : new PassThrough({ highWaterMark: 1024 * 1024 });
   out.write(head);
   pipeline(input, out).catch((err: unknown) => out.destroy(err as Error));
   return out;

@@ -42,7 +42,7 @@ const MAX_SYMLINK_HOPS = 40;
  * `lib -> usr/lib` works); a link pointing out (absolute or climbing) is refused. Missing
  * directories are created (0755) when `create` is set. The result is a real directory in root.
  */
-export async function resolveDirInRoot(root: string, components: string[], entry: string, create: boolean): Promise<string> {
+export async function resolveDirInRoot(root: string, components: string[], entry: string, create: boolean, onCreate?: (dir: string) => void): Promise<string> {
   let current = root;
   const pending = [...components];
   let hops = 0;
@@ -55,6 +55,7 @@ export async function resolveDirInRoot(root: string, components: string[], entry
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || !create) throw entryError(entry, `cannot resolve parent "${relative(root, next)}"`, err);
       await mkdir(next, { mode: 0o755 });
+      onCreate?.(next);
       current = next;
       continue;
     }

@@ -139,4 +139,68 @@ describe('hostile layer tars', () => {
       /outside the layer/,
     );
   });
+  it('keeps file writes still in flight on their own inode when a later entry swaps the parent for a symlink out', async () => {
+    const big = Buffer.alloc(3 * 1024 * 1024, 0x61);
+    const tar = await makeTar([
+      { name: 'dir/', type: 'directory', mode: 0o755 },
+      { name: 'dir/secret', content: big, mode: 0o4755, uid: 0, gid: 0 },
+      { name: 'dir', type: 'symlink', linkname: outside },
+      { name: 'after', content: 'done' },
+    ]);
+    await applyLayer(target, streamOf(tar, 65536), { whiteouts: 'delete' });
+    assert.equal(readlinkSync(join(target, 'dir')), outside);
+    assert.equal(readFileSync(join(target, 'after'), 'utf8'), 'done');
+    assertNothingOutside();
+  });
+
+  it('writes large files in full, with their metadata, also through hard links made before the content landed', async () => {
+    const big = Buffer.alloc(5 * 1024 * 1024 + 123);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 31) % 251;
+    const mtime = new Date('2021-02-03T04:05:06Z');
+    const tar = await makeTar([
+      { name: 'big', content: big, mode: 0o640, mtime },
+      { name: 'alias', type: 'link', linkname: 'big' },
+      ...Array.from({ length: 300 }, (_, i) => ({ name: `small/${i}`, content: `small ${i}`, mode: 0o600, mtime })),
+    ]);
+    await applyLayer(target, streamOf(tar, 100_000), { whiteouts: 'overlay' });
+    assert.ok(readFileSync(join(target, 'big')).equals(big));
+    assert.ok(readFileSync(join(target, 'alias')).equals(big));
+    const st = lstatSync(join(target, 'alias'));
+    assert.equal(st.mode & 0o7777, 0o640);
+    assert.equal(st.mtime.getTime(), mtime.getTime());
+    assert.equal(st.nlink, 2);
+    for (let i = 0; i < 300; i += 37) {
+      assert.equal(readFileSync(join(target, `small/${i}`), 'utf8'), `small ${i}`);
+      assert.equal(lstatSync(join(target, `small/${i}`)).mtime.getTime(), mtime.getTime());
+    }
+    assertNothingOutside();
+  });
+
+  it('reports a truncated file body and leaves no write running', async () => {
+    const tar = await makeTar([{ name: 'big', content: Buffer.alloc(4 * 1024 * 1024, 1) }]);
+    await assert.rejects(applyLayer(target, streamOf(tar.subarray(0, 3 * 1024 * 1024), 65536), { whiteouts: 'delete' }), /invalid layer tar|unexpected end|premature/i);
+    assertNothingOutside();
+  });
+  it('revisits directories made implicitly and replaces duplicate names, in a fresh target', async () => {
+    for (const whiteouts of ['overlay', 'delete'] as const) {
+      rmSync(target, { recursive: true, force: true });
+      mkdirSync(target, { recursive: true });
+      const tar = await makeTar([
+        { name: 'a/b/file', content: 'first' },
+        { name: 'a/b/', type: 'directory', mode: 0o750 },
+        { name: 'a/b/file', content: 'second' },
+        { name: 'a/.wh.gone' },
+        { name: 'a/gone', content: 'back' },
+        { name: 'a/b/sub', type: 'symlink', linkname: '../..' },
+        { name: 'a/b/sub/top', content: 'via an inside link' },
+        { name: 'a/b', type: 'symlink', linkname: outside },
+        { name: 'a/b/escape', content: 'pwned' },
+      ]);
+      await assert.rejects(applyLayer(target, streamOf(tar), { whiteouts }), /"a\/b\/escape".*outside the layer/);
+      assert.equal(readFileSync(join(target, 'a/gone'), 'utf8'), 'back');
+      assert.equal(readFileSync(join(target, 'top'), 'utf8'), 'via an inside link');
+      assert.equal(readlinkSync(join(target, 'a/b')), outside);
+      assertNothingOutside();
+    }
+  });
 });

@@ -33,6 +33,7 @@ interface MountState {
  */
 export class OverlayDriver implements GraphDriver {
   readonly name = 'overlay';
+  readonly independentDiffs = true;
   private readonly linkDir: string;
   private readonly mounts = new Map<string, MountState>();
   private readonly locks = new Map<string, Promise<unknown>>();

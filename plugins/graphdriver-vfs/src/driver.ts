@@ -22,6 +22,7 @@ export function checkId(id: string): string {
  */
 export class VfsDriver implements GraphDriver {
   readonly name = 'vfs';
+  readonly independentDiffs = false;
   private readonly dirs: string;
   private readonly refs = new Map<string, number>();
 

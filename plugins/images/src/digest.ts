@@ -17,10 +17,19 @@ export function chainIds(diffIds: string[]): string[] {
   return out;
 }
 
+const GUNZIP_CHUNK_BYTES = 256 * 1024;
+const GUNZIP_INPUT_BYTES = 512 * 1024;
+/** Stream buffers on the layer path: above the chunk size, so a chunk does not stall each hop. */
+export const LAYER_STREAM_BUFFER = 1024 * 1024;
+
 /** Passes bytes through unchanged while hashing and counting them. */
 export class HashingStream extends Transform {
   private readonly hash: Hash = createHash('sha256');
   bytes = 0;
+
+  constructor() {
+    super({ highWaterMark: LAYER_STREAM_BUFFER });
+  }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     this.hash.update(chunk);
@@ -33,25 +42,62 @@ export class HashingStream extends Transform {
   }
 }
 
+/** Passes bytes on in chunks of at least `size` (the last may be smaller), joining small ones. */
+class Coalescer extends Transform {
+  private parts: Buffer[] = [];
+  private length = 0;
+
+  constructor(private readonly size: number) {
+    super({ highWaterMark: size * 2 });
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    if (this.length === 0 && chunk.length >= this.size) {
+      done(null, chunk);
+      return;
+    }
+    this.parts.push(chunk);
+    this.length += chunk.length;
+    if (this.length >= this.size) this.release();
+    done();
+  }
+
+  override _flush(done: TransformCallback): void {
+    if (this.length > 0) this.release();
+    done();
+  }
+
+  private release(): void {
+    this.push(this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.length));
+    this.parts = [];
+    this.length = 0;
+  }
+}
+
 /**
  * Returns the stream uncompressed: peeks at the first bytes and inserts gunzip when they are gzip's
  * magic. Errors of the source propagate to the result.
  */
 export async function decompressed(source: Readable): Promise<Readable> {
   const head = await peek(source, 2);
-  const out = new PassThrough();
+  const out = new PassThrough({ highWaterMark: LAYER_STREAM_BUFFER });
   const isGzip = head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b;
   const forward = (err: Error) => out.destroy(err);
   source.on('error', forward);
   const ended = source.readableEnded;
   if (isGzip) {
-    const gunzip = createGunzip();
+    // Large output chunks: zlib's default (16 KiB) costs a callback and a stream hop per 16 KiB.
+    const gunzip = createGunzip({ chunkSize: GUNZIP_CHUNK_BYTES });
     gunzip.on('error', forward);
     gunzip.pipe(out);
     if (ended) gunzip.end(head);
     else {
       gunzip.write(head);
-      source.pipe(gunzip);
+      // Each write to zlib is a round trip to the thread pool: network-sized chunks (16-64 KiB) are
+      // gathered first.
+      const gather = new Coalescer(GUNZIP_INPUT_BYTES);
+      gather.on('error', forward);
+      source.pipe(gather).pipe(gunzip);
     }
   } else if (ended) {
     out.end(head);
@@ -71,6 +117,7 @@ function peek(source: Readable, n: number): Promise<Buffer> {
       source.off('data', onData);
       source.off('end', onEnd);
       source.off('error', onError);
+      source.off('close', onClose);
     };
     const onData = (chunk: Buffer) => {
       chunks.push(chunk);
@@ -89,9 +136,15 @@ function peek(source: Readable, n: number): Promise<Buffer> {
       cleanup();
       reject(err);
     };
+    // Destroyed without an error (a caller stopping it): nothing more will come.
+    const onClose = () => {
+      cleanup();
+      reject(new Error('stream closed'));
+    };
     source.on('data', onData);
     source.on('end', onEnd);
     source.on('error', onError);
+    source.on('close', onClose);
   });
 }
 

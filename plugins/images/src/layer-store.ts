@@ -4,7 +4,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type GraphDriver, type Logger, errorMessage, invalid, systemError, writeJsonAtomic } from '@tsengine/core';
 import { HashingStream, decompressed, hex, sha256 } from './digest.js';
-import { KeyedMutex } from './mutex.js';
+import { KeyedMutex, Semaphore } from './mutex.js';
 import { TarSplitRecorder, assemble } from './tarsplit.js';
 
 export interface LayerRecord {
@@ -137,39 +137,13 @@ export class LayerStore {
         if (existing) return { record: existing, existed: true };
         const parentRecord = parent ? this.layers.get(parent) : undefined;
         if (parent && !parentRecord) throw systemError(`parent layer ${parent} of ${chainId} is missing`);
-        const record: LayerRecord = { chainId, diffId, parent, size: 0, cacheId: hex(chainId), state: 'incomplete' };
-        await writeJsonAtomic(this.recordPath(chainId), record);
+        const record = await this.prepare(chainId, diffId, parent, parentRecord?.cacheId ?? null);
         try {
-          if (await this.driver.exists(record.cacheId)) await this.driver.remove(record.cacheId);
-          await this.driver.create(record.cacheId, parentRecord?.cacheId ?? null);
-          const hashing = new HashingStream();
-          const recorder = new TarSplitRecorder(this.splitPath(chainId));
-          const source = await decompressed(await open());
-          const applied = this.driver.applyDiff(record.cacheId, parentRecord?.cacheId ?? null, recorder);
-          const fed = pipeline(source, hashing, recorder);
-          fed.catch(() => undefined); // awaited below, after applyDiff settles
-          // applyDiff may fail (hostile entry) before the stream is drained: stop feeding it.
-          const size = await applied.catch((err: unknown) => {
-            source.destroy();
-            hashing.destroy();
-            recorder.destroy();
-            throw err;
-          });
-          await fed.catch((err: unknown) => {
-            throw invalid(`reading layer ${diffId}: ${errorMessage(err)}`, err);
-          });
-          await recorder.written;
-          const actual = hashing.digest();
-          if (actual !== diffId) throw invalid(`layer digest mismatch: the tar has diff ID ${actual}, the image config expects ${diffId}`);
-          record.size = size;
-          record.state = 'complete';
-          await writeJsonAtomic(this.recordPath(chainId), record);
-          this.layers.set(chainId, record);
+          record.size = await this.applyTar(record, parentRecord?.cacheId ?? null, open, new StreamGroup());
+          await this.commit(record);
           return { record, existed: false };
         } catch (err) {
-          await this.driver.remove(record.cacheId).catch((e: unknown) => this.log.warn({ chainId, err: errorMessage(e) }, 'removing a failed layer'));
-          await rm(this.splitPath(chainId), { force: true });
-          await rm(this.recordPath(chainId), { force: true });
+          await this.rollback(record);
           throw err;
         }
       } catch (err) {
@@ -177,6 +151,192 @@ export class LayerStore {
         throw err;
       }
     });
+  }
+
+  /**
+   * Creates (or reuses) every layer of a chain, bottom up, like create() for each in turn. When the
+   * driver keeps each layer's diff on its own (`independent`), up to `concurrency` layers are applied
+   * at once: each gets its incomplete record and driver directory in chain order, and is recorded
+   * complete only after its digest check and after every layer below it. Any failure stops the others
+   * and removes every layer this call did not complete. Each returned chain ID is held once; on
+   * failure nothing stays held.
+   */
+  async createChain(
+    diffIds: string[],
+    open: (index: number) => Promise<Readable>,
+    options: { independent: boolean; concurrency: number; onLayer?: (index: number, existed: boolean) => void },
+  ): Promise<string[]> {
+    const held: string[] = [];
+    if (!options.independent || options.concurrency <= 1) {
+      try {
+        let parent: string | null = null;
+        for (const [index, diffId] of diffIds.entries()) {
+          const { record, existed } = await this.create(parent, diffId, () => open(index));
+          held.push(record.chainId);
+          options.onLayer?.(index, existed);
+          parent = record.chainId;
+        }
+        return held;
+      } catch (err) {
+        for (const chain of held) this.release(chain);
+        throw err;
+      }
+    }
+
+    const slots = new Semaphore(options.concurrency);
+    const streams = new StreamGroup();
+    let failure: { err: unknown } | undefined;
+    const fail = (err: unknown) => {
+      if (failure) return;
+      failure = { err };
+      streams.stop();
+    };
+    const tasks: Array<Promise<void>> = [];
+    let below: Promise<void> = Promise.resolve();
+    let parent: string | null = null;
+    for (const [index, diffId] of diffIds.entries()) {
+      if (failure) break;
+      const chainId: string = parent ? sha256(`${parent} ${diffId}`) : diffId;
+      const parentId = parent;
+      parent = chainId;
+      // Taken bottom up, like create(): another job making the same layer finishes (or fails) first.
+      const unlock = await this.lock(chainId);
+      this.hold(chainId);
+      held.push(chainId);
+      let prepared: LayerRecord | undefined;
+      try {
+        if (failure) throw (failure as { err: unknown }).err;
+        const existing = this.layers.get(chainId);
+        if (existing) {
+          unlock();
+          const after = below;
+          below = after.then(() => options.onLayer?.(index, true));
+          below.catch(() => undefined); // seen by the layer above and by allSettled below
+          continue;
+        }
+        const parentCacheId = parentId ? (this.layers.get(parentId)?.cacheId ?? (await this.pendingCacheId(parentId))) : null;
+        prepared = await this.prepare(chainId, diffId, parentId, parentCacheId);
+      } catch (err) {
+        unlock();
+        fail(err);
+        break;
+      }
+      const record = prepared;
+      const parentCacheId = parentId ? hex(parentId) : null;
+      const lower = below;
+      const applying = slots.run(() => {
+        if (failure) throw (failure as { err: unknown }).err;
+        return this.applyTar(record, parentCacheId, () => open(index), streams);
+      });
+      applying.catch(fail);
+      const done = (async () => {
+        try {
+          record.size = await applying;
+          // A layer is complete only once everything below it is.
+          await lower;
+          if (failure) throw (failure as { err: unknown }).err;
+          await this.commit(record);
+          options.onLayer?.(index, false);
+        } catch (err) {
+          fail(err);
+          await this.rollback(record);
+          throw err;
+        } finally {
+          unlock();
+        }
+      })();
+      done.catch(() => undefined); // seen by the layer above and by allSettled below
+      below = done;
+      tasks.push(done);
+    }
+    await Promise.allSettled([...tasks, below]);
+    if (failure) {
+      for (const chain of held) this.release(chain);
+      throw (failure as { err: unknown }).err;
+    }
+    return held;
+  }
+
+  /** The cache ID of a parent this very call is still applying (its driver directory exists already). */
+  private async pendingCacheId(chainId: string): Promise<string> {
+    if (!(await this.driver.exists(hex(chainId)))) throw systemError(`parent layer ${chainId} is missing`);
+    return hex(chainId);
+  }
+
+  /** Holds the layer's creation lock until the returned function is called. */
+  private lock(chainId: string): Promise<() => void> {
+    return new Promise((acquired) => {
+      let unlock!: () => void;
+      const held = new Promise<void>((resolve) => (unlock = resolve));
+      void this.creating.run(chainId, () => {
+        acquired(unlock);
+        return held;
+      });
+    });
+  }
+
+  /** Writes the incomplete record, then a fresh driver directory for it. */
+  private async prepare(chainId: string, diffId: string, parent: string | null, parentCacheId: string | null): Promise<LayerRecord> {
+    const record: LayerRecord = { chainId, diffId, parent, size: 0, cacheId: hex(chainId), state: 'incomplete' };
+    await writeJsonAtomic(this.recordPath(chainId), record);
+    try {
+      if (await this.driver.exists(record.cacheId)) await this.driver.remove(record.cacheId);
+      await this.driver.create(record.cacheId, parentCacheId);
+    } catch (err) {
+      await this.rollback(record);
+      throw err;
+    }
+    return record;
+  }
+
+  /** Streams the tar into the driver and its tar-split, checking its digest; returns the bytes applied. */
+  private async applyTar(record: LayerRecord, parentCacheId: string | null, open: () => Promise<Readable>, streams: StreamGroup): Promise<number> {
+    const { chainId, diffId } = record;
+    const hashing = new HashingStream();
+    const recorder = new TarSplitRecorder(this.splitPath(chainId));
+    const raw = await open();
+    let source: Readable | undefined;
+    streams.add(raw);
+    try {
+      source = await decompressed(raw);
+      streams.add(source);
+      const applied = this.driver.applyDiff(record.cacheId, parentCacheId, recorder);
+      const fed = pipeline(source, hashing, recorder);
+      fed.catch(() => undefined); // awaited below, after applyDiff settles
+      // applyDiff may fail (hostile entry) before the stream is drained: stop feeding it.
+      const size = await applied.catch((err: unknown) => {
+        raw.destroy();
+        source!.destroy();
+        hashing.destroy();
+        recorder.destroy();
+        throw err;
+      });
+      await fed.catch((err: unknown) => {
+        throw invalid(`reading layer ${diffId}: ${errorMessage(err)}`, err);
+      });
+      await recorder.written;
+      const actual = hashing.digest();
+      if (actual !== diffId) throw invalid(`layer digest mismatch: the tar has diff ID ${actual}, the image config expects ${diffId}`);
+      return size;
+    } catch (err) {
+      recorder.destroy();
+      throw err;
+    } finally {
+      streams.delete(raw);
+      if (source) streams.delete(source);
+    }
+  }
+
+  private async commit(record: LayerRecord): Promise<void> {
+    record.state = 'complete';
+    await writeJsonAtomic(this.recordPath(record.chainId), record);
+    this.layers.set(record.chainId, record);
+  }
+
+  private async rollback(record: LayerRecord): Promise<void> {
+    await this.driver.remove(record.cacheId).catch((e: unknown) => this.log.warn({ chainId: record.chainId, err: errorMessage(e) }, 'removing a failed layer'));
+    await rm(this.splitPath(record.chainId), { force: true });
+    await rm(this.recordPath(record.chainId), { force: true });
   }
 
   hold(chainId: string): void {
@@ -261,6 +421,27 @@ export class LayerStore {
     }
     const parent = record.parent ? this.layers.get(record.parent)!.cacheId : null;
     return this.driver.diff(record.cacheId, parent);
+  }
+}
+
+/** The streams of layers being applied together; stopping destroys them (without an error of their own, so a download's error stays the first one seen). */
+class StreamGroup {
+  private readonly streams = new Set<Readable>();
+  private stopped = false;
+
+  add(stream: Readable): void {
+    if (this.stopped) stream.destroy();
+    else this.streams.add(stream);
+  }
+
+  delete(stream: Readable): void {
+    this.streams.delete(stream);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const stream of this.streams) stream.destroy();
+    this.streams.clear();
   }
 }
 

@@ -26,6 +26,9 @@ import { Mutex } from './mutex.js';
 import { type Reference, familiarString, parseNormalized, parseTagged } from './reference.js';
 import { ReferenceStore } from './reference-store.js';
 
+/** Layers of one image applied at once on such drivers. */
+export const LAYER_APPLY_CONCURRENCY = 3;
+
 export function shortId(id: string): string {
   return hex(id).slice(0, 12);
 }
@@ -51,6 +54,7 @@ export class LocalImageService implements ImageService {
     readonly root: string,
     readonly driver: GraphDriver,
     private readonly log: Logger,
+    private readonly applyConcurrency = LAYER_APPLY_CONCURRENCY,
   ) {
     this.layers = new LayerStore(root, driver, log);
     this.images = new ImageDb(root, log);
@@ -177,7 +181,10 @@ export class LocalImageService implements ImageService {
     return this.registerWithLayers(config, {}, openLayer, onLayer);
   }
 
-  /** Applies (or reuses) each layer of a config, bottom up, then stores the config. */
+  /**
+   * Applies (or reuses) each layer of a config, then stores the config. Layers are recorded complete
+   * bottom up; on drivers with independent diffs (overlay) several are applied at once (LayerStore.createChain).
+   */
   async registerWithLayers(
     config: Buffer,
     meta: { parent?: string },
@@ -191,22 +198,20 @@ export class LocalImageService implements ImageService {
       throw invalid(`invalid image config: ${errorMessage(err)}`, err);
     }
     const diffIds = parsed.config.rootfs.diff_ids;
-    const held: string[] = [];
+    for (const diffId of diffIds) if (typeof diffId !== 'string' || !/^sha256:[a-f0-9]{64}$/.test(diffId)) throw invalid(`invalid image config: bad diff ID ${JSON.stringify(diffId)}`);
+    let held: string[] = [];
     try {
-      let parent: string | null = null;
-      for (const [index, diffId] of diffIds.entries()) {
-        if (!/^sha256:[a-f0-9]{64}$/.test(diffId)) throw invalid(`invalid image config: bad diff ID ${JSON.stringify(diffId)}`);
-        const { record, existed } = await this.layers.create(parent, diffId, () => openLayer(index, diffId));
-        held.push(record.chainId);
-        onLayer?.(index, existed ? 'exists' : 'applied');
-        parent = record.chainId;
-      }
+      held = await this.layers.createChain(diffIds, (index) => openLayer(index, diffIds[index]!), {
+        independent: this.driver.independentDiffs,
+        concurrency: this.applyConcurrency,
+        onLayer: (index, existed) => onLayer?.(index, existed ? 'exists' : 'applied'),
+      });
       await this.lock.run(() => this.images.put(config, meta));
       return parsed.id;
     } catch (err) {
       // Layers this attempt applied and no image names are removed again.
       for (const chain of held) this.layers.release(chain);
-      held.length = 0;
+      held = [];
       await this.lock.run(() => this.layers.collect(this.liveTops()));
       throw err;
     } finally {

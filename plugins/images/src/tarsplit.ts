@@ -31,7 +31,7 @@ export class TarSplitRecorder extends Transform {
   private gnuLongName: string | undefined;
 
   constructor(path: string) {
-    super();
+    super({ highWaterMark: 1024 * 1024 });
     this.written = pipeline(this.gzip, createWriteStream(path));
     this.written.catch(() => undefined);
   }

@@ -146,15 +146,29 @@ export class Puller {
       // The layer store may report a download's failure as its own consequence ("stream destroyed");
       // the download's error is the one that says what went wrong.
       let blobError: unknown;
-      // Layers are applied bottom up, one at a time; once layer i is asked for, every layer above it is
-      // missing too (its chain ID builds on i's), so the next ones start downloading into memory.
+      // The image service asks for the layers it is missing (several at once where its graph driver
+      // applies layers side by side). Once layer i is asked for, every layer above it is missing too (its
+      // chain ID builds on i's), so while fewer than maxConcurrentDownloads are under way the next ones
+      // start downloading into memory.
       const downloads = new Map<number, Readable>();
-      const ahead = Math.max(0, this.options.maxConcurrentDownloads - 1);
+      const active = new Set<Readable>();
+      const ahead = Math.max(1, this.options.maxConcurrentDownloads - 1);
+      let highest = -1;
       const start = (index: number, buffer?: number): Readable => {
         const blob = this.openLayer(repo, layers[index]!, out, signal, buffer);
         blob.once('error', (err) => (blobError ??= err));
+        active.add(blob);
+        blob.once('close', () => {
+          active.delete(blob);
+          prefetch();
+        });
         downloads.set(index, blob);
+        highest = Math.max(highest, index);
         return blob;
+      };
+      const prefetch = () => {
+        if (highest < 0 || signal.aborted) return;
+        while (highest + 1 < layers.length && active.size < this.options.maxConcurrentDownloads) start(highest + 1, Math.floor(this.options.prefetchBytes / ahead));
       };
       const id = await this.images
         .registerImage(
@@ -162,7 +176,7 @@ export class Puller {
           async (index) => {
             const blob = downloads.get(index) ?? start(index);
             downloads.delete(index);
-            for (let next = index + 1; next <= index + ahead && next < layers.length; next++) if (!downloads.has(next)) start(next, Math.floor(this.options.prefetchBytes / ahead));
+            prefetch();
             return blob;
           },
           (index, state) => out.status(state === 'exists' ? 'Already exists' : 'Pull complete', shortId(layers[index]!.digest)),
@@ -171,6 +185,7 @@ export class Puller {
           throw blobError ?? err;
         })
         .finally(() => {
+          highest = layers.length;
           for (const blob of downloads.values()) blob.destroy();
         });
       if (id !== imageId) throw new EngineError('system', `registered image ${id} does not match the config digest ${imageId}`);

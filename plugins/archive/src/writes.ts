@@ -1,0 +1,171 @@
+import type { FileHandle } from 'node:fs/promises';
+
+/** How a finished file's inode is left: owner, permission bits and modification time. */
+export interface FileMetadata {
+  uid: number;
+  gid: number;
+  mode: number;
+  mtime: Date;
+  /** Wraps an I/O failure in an error that names the tar entry. */
+  fail: (why: string, cause: unknown) => Error;
+}
+
+/** Content gathered into one writev; fewer, larger writes are what makes extraction fast. */
+const BATCH_BYTES = 1024 * 1024;
+/** Linux's IOV_MAX. */
+const MAX_IOVECS = 1024;
+/** Bounds memory and open descriptors while the disk lags behind the tar stream. */
+const MAX_PENDING_BYTES = 16 * 1024 * 1024;
+const MAX_PENDING_FILES = 256;
+
+/**
+ * Writes regular files of a layer without a round trip per chunk: the caller opens each file (by
+ * path, in tar order, with the usual checks) and hands over the descriptor; content is written in
+ * large batches at explicit offsets, then ownership, mode and mtime are set through the descriptor
+ * and it is closed, all while later entries are being read. Working through the descriptor only is
+ * what keeps this safe: entries that follow may rename, remove or replace the path, never redirect
+ * the writes. The first failure is reported by check() or drain().
+ */
+export class FileWriter {
+  private readonly pending = new Set<Promise<void>>();
+  private pendingBytes = 0;
+  private failure: Error | undefined;
+  private wake: (() => void) | undefined;
+
+  /** Throws the first failure of a file finished in the background. */
+  check(): void {
+    if (this.failure) throw this.failure;
+  }
+
+  /** Reads the entry's body into batched writes; returns once the body is consumed (not written). */
+  async write(file: FileHandle, body: AsyncIterable<Buffer>, meta: FileMetadata): Promise<void> {
+    const writes: Array<Promise<void>> = [];
+    let position = 0;
+    let batch: Buffer[] = [];
+    let batchBytes = 0;
+    const flush = () => {
+      const start = position;
+      const buffers = batch;
+      const bytes = batchBytes;
+      position += batchBytes;
+      batch = [];
+      batchBytes = 0;
+      this.pendingBytes += bytes;
+      writes.push(
+        writeFully(file, buffers, start).finally(() => {
+          this.pendingBytes -= bytes;
+          this.notify();
+        }),
+      );
+    };
+    try {
+      for await (const chunk of body) {
+        batch.push(chunk);
+        batchBytes += chunk.length;
+        if (batchBytes >= BATCH_BYTES) {
+          flush();
+          await this.room();
+        }
+      }
+      if (batchBytes > 0) flush();
+    } catch (err) {
+      // The body failed (truncated tar): let started writes end, then give the descriptor back.
+      await Promise.allSettled(writes);
+      await file.close().catch(() => undefined);
+      throw err;
+    }
+    this.track(finishFile(file, writes, meta));
+    await this.room();
+  }
+
+  /** Waits for every file; throws the first failure. */
+  async drain(): Promise<void> {
+    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
+    this.check();
+  }
+
+  /** Waits for every file, ignoring failures (the caller is already failing). */
+  async settle(): Promise<void> {
+    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
+  }
+
+  private track(done: Promise<void>): void {
+    const tracked = done.then(
+      () => undefined,
+      (err: unknown) => {
+        this.failure ??= err instanceof Error ? err : new Error(String(err));
+      },
+    );
+    const settled = tracked.finally(() => {
+      this.pending.delete(settled);
+      this.notify();
+    });
+    this.pending.add(settled);
+  }
+
+  private notify(): void {
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
+  }
+
+  private async room(): Promise<void> {
+    while (this.pendingBytes > MAX_PENDING_BYTES || this.pending.size >= MAX_PENDING_FILES) {
+      await new Promise<void>((resolve) => {
+        const previous = this.wake;
+        this.wake = () => {
+          previous?.();
+          resolve();
+        };
+      });
+      this.check();
+    }
+    this.check();
+  }
+}
+
+async function finishFile(file: FileHandle, writes: Array<Promise<void>>, meta: FileMetadata): Promise<void> {
+  try {
+    const results = await Promise.allSettled(writes);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw meta.fail(`cannot write content: ${(failed.reason as Error).message}`, failed.reason);
+    try {
+      await file.chown(meta.uid, meta.gid);
+      // After chown, which clears setuid/setgid.
+      await file.chmod(meta.mode);
+      await file.utimes(meta.mtime, meta.mtime);
+    } catch (err) {
+      throw meta.fail(`cannot set metadata: ${(err as Error).message}`, err);
+    }
+  } finally {
+    await file.close().catch(() => undefined);
+  }
+}
+
+async function writeFully(file: FileHandle, buffers: Buffer[], position: number): Promise<void> {
+  for (let i = 0; i < buffers.length; i += MAX_IOVECS) {
+    let group = buffers.slice(i, i + MAX_IOVECS);
+    let expected = group.reduce((sum, b) => sum + b.length, 0);
+    while (expected > 0) {
+      const { bytesWritten } = await file.writev(group, position);
+      if (bytesWritten === 0) throw new Error('the file system accepted no bytes');
+      position += bytesWritten;
+      expected -= bytesWritten;
+      if (expected > 0) group = skip(group, bytesWritten);
+    }
+  }
+}
+
+/** The buffers left after a short write of `bytes`. */
+function skip(buffers: Buffer[], bytes: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (const buffer of buffers) {
+    if (bytes >= buffer.length) {
+      bytes -= buffer.length;
+      continue;
+    }
+    out.push(bytes > 0 ? buffer.subarray(bytes) : buffer);
+    bytes = 0;
+  }
+  return out;
+}
