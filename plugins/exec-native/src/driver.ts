@@ -48,6 +48,32 @@ export interface NativeExecDriverOptions {
   cgroupParent: string;
   /** The init entry; defaults to init.js next to this file. */
   initScript?: string;
+  /** How many container inits to keep started ahead of need (default 1; 0 disables). */
+  prestart?: number;
+}
+
+interface ChildExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/** A spawned init, blocked reading its spec on fd 3, and the daemon's ends of its pipes. */
+interface SpawnedInit {
+  child: ChildProcess;
+  pid: number;
+  exit: Promise<ChildExit>;
+  exited: boolean;
+  specWrite?: number;
+  reportRead?: number;
+  stdinWrite?: number;
+  stdoutRead?: number;
+  stderrRead?: number;
+}
+
+interface InitPipes {
+  stdin: boolean;
+  /** stdout and stderr pipes; none for a terminal, whose pty the init opens itself. */
+  output: boolean;
 }
 
 interface LiveContainer {
@@ -69,6 +95,11 @@ export interface ExecOptions {
  * Runs containers as direct children of the daemon: no shim. For each container the daemon's main
  * thread briefly enters a new PID namespace (unshare) or the container's (setns), spawns the init,
  * and returns to its own PID namespace before anything else can run.
+ *
+ * Node's start-up is most of a container's start time, so a few create-mode inits are started
+ * ahead of need, each PID 1 of its own fresh PID namespace with every stdio pipe, blocked reading
+ * fd 3; start() claims one and fits its pipes to the spec. An idle one dies with the daemon: the
+ * daemon's end of fd 3 is close-on-exec, so the init reads EOF and exits.
  */
 export class NativeExecDriver implements ExecDriver {
   readonly name = 'native';
@@ -76,13 +107,31 @@ export class NativeExecDriver implements ExecDriver {
   private readonly initScript: string;
   private readonly hostPidNs: number;
   private readonly containers = new Map<string, LiveContainer>();
-  private closed = false;
+  private readonly prestartSize: number;
+  private readonly prestarted: SpawnedInit[] = [];
+  private refillScheduled = false;
+  private hits = 0;
+  private closing: Promise<void> | undefined;
 
   constructor(options: NativeExecDriverOptions) {
+    const prestart = options.prestart ?? 1;
+    if (!Number.isInteger(prestart) || prestart < 0) throw invalid(`prestart must be a non-negative integer, got ${JSON.stringify(prestart)}`);
+    this.prestartSize = prestart;
     this.cgroups = detectCgroups(options.cgroupParent);
     this.initScript = options.initScript ?? join(__dirname, 'init.js');
     // Held for the daemon's lifetime: the way back after spawning into another PID namespace.
     this.hostPidNs = openSync('/proc/self/ns/pid', 'r');
+    this.refill();
+  }
+
+  /** How many starts used a pre-started init. */
+  get prestartHits(): number {
+    return this.hits;
+  }
+
+  /** Pids of the idle pre-started inits. */
+  prestartedPids(): number[] {
+    return this.prestarted.filter((s) => !s.exited).map((s) => s.pid);
   }
 
   async info(): Promise<ExecDriverInfo> {
@@ -125,7 +174,8 @@ export class NativeExecDriver implements ExecDriver {
       // init's last step before execve, when it starts no more threads.
       const { pidsLimit, ...resources } = spec.resources;
       cgroup.create(resources, spec.privileged);
-      const proc = await this.launch(init, stdio, cgroup, undefined, () => {
+      const spawned = await this.handOverCreate(init, stdio, cgroup);
+      const proc = await this.launch(spawned, init, stdio, cgroup, () => {
         if (pidsLimit && pidsLimit > 0) cgroup.setPidsLimit(pidsLimit);
       });
       const live: LiveContainer = { id: spec.id, spec, pid: proc.pid, cgroup, capabilities, running: true, exited: proc.exited };
@@ -143,6 +193,8 @@ export class NativeExecDriver implements ExecDriver {
       }
       if (err instanceof ContainerStartError || err instanceof EngineError) throw err;
       throw new ContainerStartError(125, (err as Error).message);
+    } finally {
+      this.refillSoon();
     }
   }
 
@@ -165,7 +217,9 @@ export class NativeExecDriver implements ExecDriver {
     try {
       // Moved into the cgroup just before execve: a migration may exceed pids.max where the init's
       // threads could not have been created inside a container near its limit.
-      return await this.launch(init, stdio, live.cgroup, pidNs, (pid) => live.cgroup.addProcess(pid));
+      const spawned = this.spawnInit({ stdin: stdio.stdin && !proc.terminal, output: !proc.terminal }, pidNs);
+      await this.sendSpec(spawned, init);
+      return await this.launch(spawned, init, stdio, live.cgroup, (pid) => live.cgroup.addProcess(pid));
     } finally {
       closeSync(pidNs);
     }
@@ -235,11 +289,16 @@ export class NativeExecDriver implements ExecDriver {
     cgroup.remove();
   }
 
-  /** Releases the driver's own resources; running containers are left to the caller. */
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    closeSync(this.hostPidNs);
+  /**
+   * Releases the driver's own resources: kills and reaps the pre-started inits. Running containers
+   * are left to the caller.
+   */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      closeSync(this.hostPidNs);
+      await Promise.all(this.prestarted.splice(0).map((s) => this.discard(s)));
+    })();
+    return this.closing;
   }
 
   /** Removes the (empty) parent cgroup; for tests that use their own parent. */
@@ -261,77 +320,198 @@ export class NativeExecDriver implements ExecDriver {
   }
 
   /**
-   * Spawns an init into a new PID namespace (pidNs undefined) or the given one, puts it in the
-   * cgroup, hands it its spec and waits for the "exec" report followed by EOF.
+   * Moves a create-mode init into the container's cgroup and hands it its spec: a pre-started one
+   * when there is one alive, else a fresh one. The cgroup is written before the spec, so limits
+   * apply before anything of the container runs.
    */
-  private async launch(init: InitSpec, stdio: StdioSpec, cgroup: Cgroup, pidNs: number | undefined, beforeExec: (pid: number) => void): Promise<ContainerProcess> {
+  private async handOverCreate(init: CreateInit, stdio: StdioSpec, cgroup: Cgroup): Promise<SpawnedInit> {
     const terminal = init.process.terminal;
+    const claimed = this.claimPrestarted();
+    if (claimed) {
+      // Fit the all-pipes init to this spec; unused pipes are closed so no end is left open.
+      if (terminal) this.closeFds(claimed, ['stdinWrite', 'stdoutRead', 'stderrRead']);
+      else if (!stdio.stdin) {
+        this.closeFds(claimed, ['stdinWrite']);
+        init.nullStdin = true;
+      }
+      try {
+        cgroup.addProcess(claimed.pid);
+        writeSync(claimed.specWrite!, `${JSON.stringify(init)}\n`);
+        this.hits++;
+        return claimed;
+      } catch {
+        // It died meanwhile (or its pipe did): a fresh one does the same.
+        delete init.nullStdin;
+        await this.discard(claimed);
+      }
+    }
+    const spawned = this.spawnInit({ stdin: stdio.stdin && !terminal, output: !terminal }, undefined);
+    try {
+      cgroup.addProcess(spawned.pid);
+    } catch (err) {
+      await this.discard(spawned);
+      throw new ContainerStartError(125, (err as Error).message);
+    }
+    await this.sendSpec(spawned, init);
+    return spawned;
+  }
+
+  private async sendSpec(spawned: SpawnedInit, init: InitSpec): Promise<void> {
+    try {
+      writeSync(spawned.specWrite!, `${JSON.stringify(init)}\n`);
+    } catch (err) {
+      await this.discard(spawned);
+      throw new ContainerStartError(125, (err as Error).message);
+    }
+  }
+
+  private claimPrestarted(): SpawnedInit | undefined {
+    for (let s = this.prestarted.shift(); s; s = this.prestarted.shift()) {
+      if (s.exited) continue;
+      s.child.ref();
+      return s;
+    }
+    return undefined;
+  }
+
+  /** Tops the pool up after the current start, off its critical path. */
+  private refillSoon(): void {
+    if (this.closing || this.refillScheduled || this.prestarted.length >= this.prestartSize) return;
+    this.refillScheduled = true;
+    setImmediate(() => {
+      this.refillScheduled = false;
+      this.refill();
+    });
+  }
+
+  private refill(): void {
+    while (!this.closing && this.prestarted.length < this.prestartSize) {
+      let spawned: SpawnedInit;
+      try {
+        spawned = this.spawnInit({ stdin: true, output: true }, undefined);
+      } catch {
+        // The next start spawns its own init and reports why that fails.
+        return;
+      }
+      // An idle init must not keep the daemon's event loop alive.
+      spawned.child.unref();
+      this.prestarted.push(spawned);
+      void spawned.exit.then(() => {
+        const i = this.prestarted.indexOf(spawned);
+        if (i < 0) return;
+        this.prestarted.splice(i, 1);
+        this.closeFds(spawned);
+      });
+    }
+  }
+
+  /** Kills an unused init, waits until it is reaped and closes the daemon's ends of its pipes. */
+  private async discard(spawned: SpawnedInit): Promise<void> {
+    spawned.child.ref();
+    if (!spawned.exited) {
+      try {
+        process.kill(spawned.pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+    await spawned.exit;
+    this.closeFds(spawned);
+  }
+
+  private closeFds(spawned: SpawnedInit, which: Array<'specWrite' | 'reportRead' | 'stdinWrite' | 'stdoutRead' | 'stderrRead'> = ['specWrite', 'reportRead', 'stdinWrite', 'stdoutRead', 'stderrRead']): void {
+    for (const key of which) {
+      const fd = spawned[key];
+      if (fd === undefined) continue;
+      // Forgotten first: a closed number may be reused by the next open.
+      spawned[key] = undefined;
+      closeQuietly(fd);
+    }
+  }
+
+  /** Spawns an init into a new PID namespace (pidNs undefined) or the given one, with its pipes. */
+  private spawnInit(pipes: InitPipes, pidNs: number | undefined): SpawnedInit {
     const toClose: number[] = [];
     const ours: number[] = [];
     const [specRead, specWrite] = pipe();
     const [reportRead, reportWrite] = pipe();
     toClose.push(specRead, reportWrite);
     ours.push(specWrite, reportRead);
-    const childStdio: Array<number | 'ignore'> = ['ignore', 'ignore', 'ignore'];
-    let stdinWrite: number | undefined;
-    let stdoutRead: number | undefined;
-    let stderrRead: number | undefined;
-    if (!terminal) {
-      if (stdio.stdin) {
-        const [r, w] = pipe();
-        childStdio[0] = r;
-        stdinWrite = w;
-        toClose.push(r);
-        ours.push(w);
-      }
+    const fds: Array<number | 'ignore'> = ['ignore', 'ignore', 'ignore'];
+    const spawned: Omit<SpawnedInit, 'child' | 'pid' | 'exit'> = { exited: false, specWrite, reportRead };
+    if (pipes.stdin) {
+      const [r, w] = pipe();
+      fds[0] = r;
+      spawned.stdinWrite = w;
+      toClose.push(r);
+      ours.push(w);
+    }
+    if (pipes.output) {
       const [outR, outW] = pipe();
       const [errR, errW] = pipe();
-      childStdio[1] = outW;
-      childStdio[2] = errW;
-      stdoutRead = outR;
-      stderrRead = errR;
+      fds[1] = outW;
+      fds[2] = errW;
+      spawned.stdoutRead = outR;
+      spawned.stderrRead = errR;
       toClose.push(outW, errW);
       ours.push(outR, errR);
     }
-    const fds = [...childStdio];
     fds[SPEC_FD] = specRead;
     fds[REPORT_FD] = reportWrite;
-
     let child: ChildProcess;
     try {
       child = this.spawnInNamespace(fds, pidNs);
     } catch (err) {
-      for (const fd of [...toClose, ...ours]) closeQuietly(fd);
+      for (const fd of ours) closeQuietly(fd);
       throw new ContainerStartError(125, `starting the container init: ${(err as Error).message}`);
     } finally {
       for (const fd of toClose) closeQuietly(fd);
     }
-    const childExit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-      child.once('exit', (code, signal) => resolve({ code, signal }));
-      child.once('error', () => resolve({ code: 125, signal: null }));
+    if (child.pid === undefined) {
+      for (const fd of ours) closeQuietly(fd);
+      // The spawn error is emitted later; without a listener it would be thrown.
+      child.once('error', () => undefined);
+      throw new ContainerStartError(125, 'the container init could not be spawned');
+    }
+    const result: SpawnedInit = { ...spawned, child, pid: child.pid, exit: undefined as unknown as Promise<ChildExit> };
+    result.exit = new Promise<ChildExit>((resolve) => {
+      child.once('exit', (code, signal) => {
+        result.exited = true;
+        resolve({ code, signal });
+      });
+      child.once('error', () => {
+        result.exited = true;
+        resolve({ code: 125, signal: null });
+      });
     });
-    const pid = child.pid;
+    return result;
+  }
+
+  /**
+   * Waits for the init's "exec" report followed by EOF, answering its "pty" and "ready" reports,
+   * and builds the container process from the init's pipes.
+   */
+  private async launch(spawned: SpawnedInit, init: InitSpec, stdio: StdioSpec, cgroup: Cgroup, beforeExec: (pid: number) => void): Promise<ContainerProcess> {
+    const terminal = init.process.terminal;
+    const { pid, exit: childExit } = spawned;
+    const specWrite = spawned.specWrite!;
+    const reportRead = spawned.reportRead!;
+    const ours = [specWrite, reportRead, spawned.stdinWrite, spawned.stdoutRead, spawned.stderrRead].filter((fd): fd is number => fd !== undefined);
+    const stdinWrite = spawned.stdinWrite;
+    const stdoutRead = spawned.stdoutRead;
+    const stderrRead = spawned.stderrRead;
     let ptyMaster: number | undefined;
     const fail = async (exitCode: 125 | 126 | 127, message: string): Promise<never> => {
-      if (pid !== undefined) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // gone
-        }
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone
       }
       await childExit;
       for (const fd of ours) closeQuietly(fd);
       if (ptyMaster !== undefined) closeQuietly(ptyMaster);
       throw new ContainerStartError(exitCode, message);
     };
-    if (pid === undefined) return fail(125, 'the container init could not be spawned');
-    try {
-      if (init.mode === 'create') cgroup.addProcess(pid);
-      writeSync(specWrite, `${JSON.stringify(init)}\n`);
-    } catch (err) {
-      return fail(125, (err as Error).message);
-    }
 
     const reports = new Socket({ fd: reportRead, readable: true, writable: false });
     ours.splice(ours.indexOf(reportRead), 1);

@@ -84,6 +84,7 @@ function main(): void {
     fail(err);
   }
   try {
+    if (spec.mode === 'create' && spec.nullStdin) reopenNullStdin();
     if (spec.mode === 'create') createContainer(spec);
     else joinContainer(spec);
     startProgram(spec);
@@ -105,6 +106,13 @@ function fail(err: unknown): never {
 
 // ---------------------------------------------------------------------------------------------
 // Creating the container's namespaces and filesystem
+
+/** The host's /dev/null, opened before the mount namespace changes; read-only, like Node's 'ignore'. */
+function reopenNullStdin(): void {
+  const fd = openSync('/dev/null', 'r');
+  dup2(fd, 0);
+  closeSync(fd);
+}
 
 function createContainer(spec: CreateInit): void {
   let flags = CLONE.NEWNS | CLONE.NEWUTS | CLONE.NEWIPC | CLONE.NEWCGROUP;

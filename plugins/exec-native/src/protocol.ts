@@ -27,6 +27,11 @@ export interface CreateInit extends CommonInit {
   maskedPaths: string[];
   readonlyPaths: string[];
   shmSize: number;
+  /**
+   * fd 0 is a pipe the daemon has closed (a pre-started init has every pipe): reopen it on
+   * /dev/null, as Docker gives a container without stdin.
+   */
+  nullStdin?: boolean;
 }
 
 export interface JoinInit extends CommonInit {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -28,7 +28,7 @@ before(() => {
 after(async () => {
   for (const id of started) await driver.destroy(id).catch(() => undefined);
   driver.removeCgroupParent();
-  driver.close();
+  await driver.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -391,7 +391,7 @@ describe('cgroups', () => {
       assert.deepEqual(await driver.listStale(), []);
     } finally {
       await other.destroy(s.id);
-      other.close();
+      await other.close();
     }
   });
 });
@@ -414,6 +414,122 @@ describe('terminal', () => {
     } finally {
       await driver.destroy(s.id);
     }
+  });
+});
+
+describe('pre-started inits', () => {
+  const alive = (pid: number) => {
+    try {
+      // A zombie is no process: only an unreaped exit would leave one.
+      return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    } catch {
+      return false;
+    }
+  };
+  const childrenOf = (ppid: number) =>
+    readdirSync('/proc')
+      .filter((e) => /^\d+$/.test(e))
+      .filter((e) => {
+        try {
+          const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+          return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1] === String(ppid);
+        } catch {
+          return false;
+        }
+      })
+      .map(Number);
+
+  it('reuses inits started ahead of need and leaves no process at close', async () => {
+    const pooled = new NativeExecDriver({ cgroupParent: parent, prestart: 1 });
+    const seen = new Set<number>();
+    try {
+      for (let i = 0; i < 3; i++) {
+        // Each start's replacement is spawned in the background, so the next start finds one.
+        await waitFor(() => pooled.prestartedPids().length === 1, 30_000);
+        const [ready] = pooled.prestartedPids();
+        seen.add(ready!);
+        const s = spec(['sh', '-c', 'echo $$; ls -l /proc/self/fd/0 | sed "s/.*-> //"; grep NSpid /proc/self/status']);
+        const p = await pooled.start(s, { stdin: false });
+        const [stdout, status] = await Promise.all([collect(p.stdout), p.exited]);
+        await pooled.destroy(s.id);
+        assert.equal(p.pid, ready, 'the pre-started init became the container');
+        assert.equal(status.exitCode, 0);
+        // PID 1 of a namespace of its own; stdin is /dev/null as with a fresh init.
+        assert.match(stdout, /^1\n\/dev\/null\nNSpid:\s+1\n$/);
+      }
+      assert.equal(pooled.prestartHits, 3);
+      await waitFor(() => pooled.prestartedPids().length === 1, 30_000);
+      for (const pid of pooled.prestartedPids()) seen.add(pid);
+      // stdin and terminal still work through a pre-started init.
+      const s = spec(['sh', '-c', 'read line; echo "got $line"']);
+      const p = await pooled.start(s, { stdin: true });
+      const out = collect(p.stdout);
+      p.stdin!.end('hello\n');
+      assert.equal(await out, 'got hello\n');
+      assert.equal((await p.exited).exitCode, 0);
+      await pooled.destroy(s.id);
+      assert.equal(pooled.prestartHits, 4);
+      await waitFor(() => pooled.prestartedPids().length === 1, 30_000);
+      for (const pid of pooled.prestartedPids()) seen.add(pid);
+    } finally {
+      await pooled.close();
+    }
+    assert.deepEqual(pooled.prestartedPids(), []);
+    for (const pid of seen) assert.equal(alive(pid), false, `init ${pid} is gone`);
+    const ours = new Set([...driver.prestartedPids()]);
+    const stray = childrenOf(process.pid).filter((pid) => !ours.has(pid) && /tsengine-init/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8')));
+    assert.deepEqual(stray, []);
+  });
+
+  it('falls back to a fresh init when the pre-started one died', async () => {
+    const pooled = new NativeExecDriver({ cgroupParent: parent, prestart: 1 });
+    try {
+      await waitFor(() => pooled.prestartedPids().length === 1, 30_000);
+      const [victim] = pooled.prestartedPids();
+      process.kill(victim!, 'SIGKILL');
+      const s = spec(['sh', '-c', 'echo $$']);
+      const p = await pooled.start(s, { stdin: false });
+      const [stdout, status] = await Promise.all([collect(p.stdout), p.exited]);
+      await pooled.destroy(s.id);
+      assert.equal(stdout, '1\n');
+      assert.equal(status.exitCode, 0);
+      assert.notEqual(p.pid, victim);
+      assert.equal(pooled.prestartHits, 0);
+    } finally {
+      await pooled.close();
+    }
+  });
+
+  it('starts none with prestart 0', async () => {
+    const fresh = new NativeExecDriver({ cgroupParent: parent, prestart: 0 });
+    try {
+      const r = spec(['true']);
+      const p = await fresh.start(r, { stdin: false });
+      assert.equal((await p.exited).exitCode, 0);
+      await fresh.destroy(r.id);
+      await sleep(100);
+      assert.deepEqual(fresh.prestartedPids(), []);
+      assert.equal(fresh.prestartHits, 0);
+    } finally {
+      await fresh.close();
+    }
+  });
+
+  it('an idle pre-started init dies with the daemon', async () => {
+    // A stand-in daemon: builds a driver, prints its pre-started init's pid and is then SIGKILLed.
+    const script = `const { NativeExecDriver } = require(${JSON.stringify(join(__dirname, '../src/index.js'))});
+const d = new NativeExecDriver({ cgroupParent: ${JSON.stringify(parent)}, prestart: 1 });
+const t = setInterval(() => { const [pid] = d.prestartedPids(); if (pid) { console.log(pid); clearInterval(t); setInterval(() => {}, 1000); } }, 20);`;
+    const daemon = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const pid = await new Promise<number>((resolve, reject) => {
+      daemon.stdout!.once('data', (chunk: Buffer) => resolve(Number(chunk.toString().trim())));
+      daemon.once('exit', (code) => reject(new Error(`stand-in daemon exited with ${code}`)));
+    });
+    assert.ok(alive(pid));
+    // Let it load completely: it must notice from its blocking read of fd 3.
+    await sleep(500);
+    daemon.kill('SIGKILL');
+    await waitFor(() => !alive(pid), 30_000);
   });
 });
 
