@@ -24,11 +24,14 @@ describe('json-file log driver', () => {
   it("writes Docker's JSON lines, split at newlines, partial lines flushed at close", async () => {
     const driver = driverFor('c1');
     const w = driver.open('c1');
-    w.write('stdout', Buffer.from('a\nb'));
-    w.write('stderr', Buffer.from('err\n'));
-    w.write('stdout', Buffer.from('c\n'));
     // since/until are seconds as doubles (microsecond precision at today's epoch): keep the entries apart.
-    await new Promise((r) => setTimeout(r, 5));
+    const pause = () => new Promise((r) => setTimeout(r, 5));
+    w.write('stdout', Buffer.from('a\nb'));
+    await pause();
+    w.write('stderr', Buffer.from('err\n'));
+    await pause();
+    w.write('stdout', Buffer.from('c\n'));
+    await pause();
     w.write('stdout', Buffer.from('d'));
     w.close();
     const lines = readFileSync(driver.path('c1'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { log: string; stream: string; time: string });
