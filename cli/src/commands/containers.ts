@@ -2,8 +2,8 @@ import type { ContainerSummary } from '@tsengine/core';
 import type { Command } from 'commander';
 import { CliError, type CommandModule, withHostOption } from '../context.js';
 import { DaemonError, type DockerClient } from '../client/index.js';
-import { alignTabs, bytesSize, formatTable, humanDuration, humanSize, renderTemplate } from '../format/index.js';
-import { checkArgs, clientFor, collect, collectFilter, confirm, filtersJson, goTimeString, imagePath, parseFormat, renderRows, shortId } from './image-support.js';
+import { alignTabs, bytesSize, formatTable, humanDuration, humanSize } from '../format/index.js';
+import { checkArgs, clientFor, collect, collectFilter, confirm, filtersJson, goTimeString, imagePath, parseFormat, printInspected, renderRows, shortId } from './image-support.js';
 import {
   apiTimestamp,
   both,
@@ -296,9 +296,7 @@ export const containerCommands: CommandModule = (program, context) => {
           if (value === undefined) errors.push(type === 'container' ? `Error response from daemon: No such container: ${ref}` : `Error: No such object: ${ref}`);
           else found.push(value);
         }
-        if (options.format) context.stdout.write(found.map((v) => renderTemplate(options.format!, v)).join(''));
-        else context.stdout.write(JSON.stringify(found, null, 4) + '\n');
-        if (errors.length) throw new CliError(errors.join('\n'));
+        printInspected(context, found, errors, options.format);
       });
   inspect(withHostOption(program.command('inspect')), false);
   inspect(withHostOption(containerGroupOf(program).command('inspect')), true);

@@ -1,8 +1,6 @@
 import type { Command } from 'commander';
-import { CliError, type CommandModule, withHostOption } from '../context.js';
-import { DaemonError } from '../client/index.js';
-import { renderTemplate } from '../format/index.js';
-import { checkArgs, clientFor, imageGroup, imagePath } from './image-support.js';
+import { type CommandModule, withHostOption } from '../context.js';
+import { checkArgs, clientFor, imageGroup, imagePath, inspectEach, printInspected } from './image-support.js';
 
 export const imageInspectCommand: CommandModule = (program, context) => {
   withHostOption(imageGroup(program).command('inspect'))
@@ -13,19 +11,7 @@ export const imageInspectCommand: CommandModule = (program, context) => {
     .action(async (names: string[], options: { format?: string }, command: Command) => {
       checkArgs(command, names, 1);
       const client = clientFor(context, command);
-      const found: unknown[] = [];
-      const errors: string[] = [];
-      for (const name of names) {
-        try {
-          found.push(await client.request('GET', `/images/${imagePath(name)}/json`));
-        } catch (err) {
-          if (!(err instanceof DaemonError)) throw err;
-          errors.push(`Error response from daemon: ${err.message}`);
-        }
-      }
-      // docker prints what it found (an empty list too) before the errors.
-      if (options.format) context.stdout.write(found.map((image) => renderTemplate(options.format!, image)).join(''));
-      else context.stdout.write(JSON.stringify(found, null, 4) + '\n');
-      if (errors.length) throw new CliError(errors.join('\n'));
+      const { found, errors } = await inspectEach(client, names, (name) => `/images/${imagePath(name)}/json`);
+      printInspected(context, found, errors, options.format);
     });
 };

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import type { Readable, Writable } from 'node:stream';
 import { type Command, InvalidArgumentError } from 'commander';
 import { type CliContext, CliError, withHostOption } from '../context.js';
-import type { DockerClient } from '../client/index.js';
+import { DaemonError, type DockerClient } from '../client/index.js';
 import { alignTabs, renderTemplate } from '../format/index.js';
 
 /**
@@ -217,4 +217,29 @@ function offset(date: Date, colon: boolean): string {
   const hh = String(Math.floor(abs / 60)).padStart(2, '0');
   const mm = String(abs % 60).padStart(2, '0');
   return `${minutes < 0 ? '-' : '+'}${hh}${colon ? ':' : ''}${mm}`;
+}
+
+/**
+ * docker's inspect output for every object type: what was found (an empty list too, or each value
+ * through the --format template), then the lookups that failed, as the command's error.
+ */
+export function printInspected(context: CliContext, found: unknown[], errors: string[], format: string | undefined): void {
+  if (format) context.stdout.write(found.map((value) => renderTemplate(format, value)).join(''));
+  else context.stdout.write(JSON.stringify(found, null, 4) + '\n');
+  if (errors.length) throw new CliError(errors.join('\n'));
+}
+
+/** GETs each object's path in turn; a daemon error for one is collected (docker's wording), not fatal. */
+export async function inspectEach(client: DockerClient, names: string[], pathOf: (name: string) => string): Promise<{ found: unknown[]; errors: string[] }> {
+  const found: unknown[] = [];
+  const errors: string[] = [];
+  for (const name of names) {
+    try {
+      found.push(await client.request('GET', pathOf(name)));
+    } catch (err) {
+      if (!(err instanceof DaemonError)) throw err;
+      errors.push(`Error response from daemon: ${err.message}`);
+    }
+  }
+  return { found, errors };
 }

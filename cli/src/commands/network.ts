@@ -2,8 +2,8 @@ import type { NetworkResource } from '@tsengine/core';
 import type { Command } from 'commander';
 import { DaemonError } from '../client/index.js';
 import { type CliContext, CliError, type CommandModule, withHostOption } from '../context.js';
-import { formatTable, renderTemplate } from '../format/index.js';
-import { checkArgs, clientFor, collect, collectFilter, confirm, filtersJson, parseFormat, renderRows } from './image-support.js';
+import { formatTable } from '../format/index.js';
+import { checkArgs, clientFor, collect, collectFilter, confirm, filtersJson, parseFormat, inspectEach, printInspected, renderRows } from './image-support.js';
 
 const PRUNE_WARNING = 'WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue?';
 
@@ -159,19 +159,8 @@ function inspect(command: Command, context: CliContext): void {
     .action(async (names: string[], options: { format?: string }, cmd: Command) => {
       checkArgs(cmd, names, 1);
       const client = clientFor(context, cmd);
-      const found: unknown[] = [];
-      const errors: string[] = [];
-      for (const name of names) {
-        try {
-          found.push(await client.request('GET', `/networks/${encodeURIComponent(name)}`));
-        } catch (err) {
-          if (!(err instanceof DaemonError)) throw err;
-          errors.push(`Error response from daemon: ${err.message}`);
-        }
-      }
-      if (options.format) context.stdout.write(found.map((v) => renderTemplate(options.format!, v)).join(''));
-      else context.stdout.write(JSON.stringify(found, null, 4) + '\n');
-      if (errors.length) throw new CliError(errors.join('\n'));
+      const { found, errors } = await inspectEach(client, names, (name) => `/networks/${encodeURIComponent(name)}`);
+      printInspected(context, found, errors, options.format);
     });
 }
 
