@@ -5,7 +5,7 @@
  * the new namespaces, so nothing asynchronous may run here. Keep imports minimal: start-up time is
  * the container's start-up time.
  */
-import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, readlinkSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import {
   CLONE,
   MNT,
@@ -22,6 +22,7 @@ import {
   mount,
   openPty,
   pivotRoot,
+  resolveInRoot,
   prctl,
   setCloseOnExec,
   setInterfaceUp,
@@ -154,13 +155,13 @@ function createContainer(spec: CreateInit): void {
 }
 
 function mountProc(root: string): void {
-  const target = secureJoin(root, '/proc');
+  const target = resolveInRoot(root, '/proc');
   mkdirSync(target, { recursive: true });
   mount('proc', target, 'proc', MS.NOSUID | MS.NODEV | MS.NOEXEC);
 }
 
 function mountSys(root: string, privileged: boolean): void {
-  const target = secureJoin(root, '/sys');
+  const target = resolveInRoot(root, '/sys');
   mkdirSync(target, { recursive: true });
   const flags = MS.NOSUID | MS.NODEV | MS.NOEXEC | (privileged ? 0 : MS.RDONLY);
   try {
@@ -182,7 +183,7 @@ const DEVICES: Array<[string, number, number]> = [
 ];
 
 function mountDev(root: string, shmSize: number): void {
-  const dev = secureJoin(root, '/dev');
+  const dev = resolveInRoot(root, '/dev');
   mkdirSync(dev, { recursive: true });
   mount('tmpfs', dev, 'tmpfs', MS.NOSUID | MS.STRICTATIME, 'mode=755,size=65536k');
   for (const [name, major, minor] of DEVICES) {
@@ -232,7 +233,7 @@ const PROPAGATION: Record<string, number> = {
 };
 
 function mountUser(root: string, m: MountSpecLike): void {
-  const target = secureJoin(root, m.destination);
+  const target = resolveInRoot(root, m.destination);
   let flags = m.readonly ? MS.RDONLY : 0;
   const data: string[] = [];
   for (const option of m.options ?? []) {
@@ -248,7 +249,7 @@ function mountUser(root: string, m: MountSpecLike): void {
   const sourceIsDir = statSync(m.source).isDirectory();
   if (sourceIsDir) mkdirSync(target, { recursive: true });
   else if (!existsSync(target)) {
-    mkdirSync(secureJoin(root, parentOf(m.destination)), { recursive: true });
+    mkdirSync(resolveInRoot(root, parentOf(m.destination)), { recursive: true });
     writeFileSync(target, '');
   }
   mount(m.source, target, null, MS.BIND | (m.recursive === false ? 0 : MS.REC));
@@ -259,7 +260,7 @@ function mountUser(root: string, m: MountSpecLike): void {
 type MountSpecLike = CreateInit['mounts'][number];
 
 function maskPath(root: string, path: string): void {
-  const target = secureJoin(root, path);
+  const target = resolveInRoot(root, path);
   let isDir: boolean;
   try {
     isDir = statSync(target).isDirectory();
@@ -271,7 +272,7 @@ function maskPath(root: string, path: string): void {
 }
 
 function readonlyPath(root: string, path: string): void {
-  const target = secureJoin(root, path);
+  const target = resolveInRoot(root, path);
   if (!existsSync(target)) return;
   mount(target, target, null, MS.BIND | MS.REC);
   mount(null, target, null, MS.BIND | MS.REMOUNT | MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC);
@@ -282,39 +283,6 @@ function parentOf(path: string): string {
   return i <= 0 ? '/' : path.slice(0, i);
 }
 
-/**
- * Joins an untrusted container path onto the rootfs, resolving symlinks as if the rootfs were "/",
- * so that a link in the image can never point a mount outside it.
- */
-function secureJoin(root: string, unsafePath: string): string {
-  const pending = unsafePath.split('/').filter(Boolean);
-  const resolved: string[] = [];
-  let links = 0;
-  while (pending.length) {
-    const part = pending.shift()!;
-    if (part === '.') continue;
-    if (part === '..') {
-      resolved.pop();
-      continue;
-    }
-    const candidate = `${root}/${[...resolved, part].join('/')}`;
-    let isLink = false;
-    try {
-      isLink = lstatSync(candidate).isSymbolicLink();
-    } catch {
-      // Missing components are created later as plain directories.
-    }
-    if (!isLink) {
-      resolved.push(part);
-      continue;
-    }
-    if (++links > 40) throw new InitError(125, `too many levels of symbolic links in ${unsafePath}`);
-    const target = readlinkSync(candidate);
-    if (target.startsWith('/')) resolved.length = 0;
-    pending.unshift(...target.split('/').filter(Boolean));
-  }
-  return `${root}/${resolved.join('/')}`.replace(/\/+$/, '') || '/';
-}
 
 // ---------------------------------------------------------------------------------------------
 // Joining a running container (exec)

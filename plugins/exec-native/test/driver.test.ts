@@ -487,6 +487,8 @@ describe('pre-started inits', () => {
       await waitFor(() => pooled.prestartedPids().length === 1, 30_000);
       const [victim] = pooled.prestartedPids();
       process.kill(victim!, 'SIGKILL');
+      // Once the driver has seen the death; a start racing the kill itself is not covered here.
+      await waitFor(() => !pooled.prestartedPids().includes(victim!), 30_000);
       const s = spec(['sh', '-c', 'echo $$']);
       const p = await pooled.start(s, { stdin: false });
       const [stdout, status] = await Promise.all([collect(p.stdout), p.exited]);

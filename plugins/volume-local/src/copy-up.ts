@@ -1,36 +1,7 @@
 import { spawn } from 'node:child_process';
-import { lstat, readdir, readlink } from 'node:fs/promises';
+import { lstat, readdir } from 'node:fs/promises';
 import { systemError } from '@tsengine/core';
-
-/**
- * The host path of `containerPath` inside `rootfs`, resolving symlinks as if rootfs were "/", so
- * that a link in the image (absolute or climbing with "..") can never lead outside the rootfs.
- */
-export async function resolveInRoot(rootfs: string, containerPath: string): Promise<string> {
-  const root = rootfs.replace(/\/+$/, '');
-  const pending = containerPath.split('/').filter(Boolean);
-  const resolved: string[] = [];
-  let links = 0;
-  while (pending.length) {
-    const part = pending.shift()!;
-    if (part === '.') continue;
-    if (part === '..') {
-      resolved.pop();
-      continue;
-    }
-    const candidate = `${root}/${[...resolved, part].join('/')}`;
-    const stat = await lstat(candidate).catch(() => undefined);
-    if (!stat?.isSymbolicLink()) {
-      resolved.push(part);
-      continue;
-    }
-    if (++links > 40) throw systemError(`too many levels of symbolic links in ${containerPath}`);
-    const target = await readlink(candidate);
-    if (target.startsWith('/')) resolved.length = 0;
-    pending.unshift(...target.split('/').filter(Boolean));
-  }
-  return `${root}/${resolved.join('/')}`;
-}
+import { resolveInRoot } from '@tsengine/linux';
 
 async function isEmptyDirectory(path: string): Promise<boolean> {
   return (await readdir(path)).length === 0;
@@ -42,7 +13,7 @@ async function isEmptyDirectory(path: string): Promise<boolean> {
  * whether anything was copied. The container does not run yet, so the rootfs cannot change meanwhile.
  */
 export async function copyUp(rootfs: string, destination: string, volumePath: string): Promise<boolean> {
-  const source = await resolveInRoot(rootfs, destination);
+  const source = resolveInRoot(rootfs, destination);
   const stat = await lstat(source).catch(() => undefined);
   if (!stat?.isDirectory()) return false;
   if (!(await isEmptyDirectory(volumePath))) return false;

@@ -12,7 +12,7 @@ import { LocalVolumeService } from './service.js';
 export { LocalVolumeDriver, validateLocalOptions, directorySize } from './local-driver.js';
 export { LocalVolumeService } from './service.js';
 export { parseBind, parseApiMount, parseTmpfs, parseVolumesFrom, type MountRecord, type ApiMount } from './specs.js';
-export { resolveInRoot, copyUp } from './copy-up.js';
+export { copyUp } from './copy-up.js';
 export { validateVolumeName, ANONYMOUS_LABEL } from './names.js';
 export { parseMountOptions } from './mount-options.js';
 export { mountsUnder } from './mountinfo.js';

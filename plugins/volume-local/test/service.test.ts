@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { MountRequest, VolumeDriver } from '@tsengine/core';
-import { LocalVolumeDriver, LocalVolumeService, resolveInRoot } from '../src/index.js';
+import { resolveInRoot } from '@tsengine/linux';
+import { LocalVolumeDriver, LocalVolumeService } from '../src/index.js';
 import { mountPointsUnder, providersOf, silentLogger } from './helpers.js';
 
 const ID_A = 'a'.repeat(64);
@@ -115,9 +116,9 @@ describe('volume service', () => {
     await symlink(outside, join(rootfs, 'escape'));
     await symlink('../../../../../../..' + outside, join(rootfs, 'climb'));
 
-    assert.equal(await resolveInRoot(rootfs, '/escape/x'), `${rootfs}${outside}/x`);
-    assert.equal(await resolveInRoot(rootfs, '/climb'), `${rootfs}${outside}`);
-    assert.equal(await resolveInRoot(rootfs, '/../../app/./sub'), `${rootfs}/app/sub`);
+    assert.equal(resolveInRoot(rootfs, '/escape/x'), `${rootfs}${outside}/x`);
+    assert.equal(resolveInRoot(rootfs, '/climb'), `${rootfs}${outside}`);
+    assert.equal(resolveInRoot(rootfs, '/../../app/./sub'), `${rootfs}/app/sub`);
 
     const { service } = await open(root);
     await service.prepare(request(ID_A, { Binds: ['appdata:/app', 'esc:/escape', 'climb:/climb'] }));
