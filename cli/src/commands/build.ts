@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import type { Command } from 'commander';
 import { type CliContext, CliError, type CommandModule, withHostOption } from '../context.js';
 import { humanSize } from '../format/units.js';
-import { checkArgs, clientFor, collect, imageGroup, queryString, stdinOf } from './image-support.js';
+import { checkArgs, clientFor, collect, imageGroup, queryString, readJsonMessages, stdinOf } from './image-support.js';
 
 interface BuildOptions {
   tag?: string[];
@@ -78,34 +78,22 @@ function mapJson(values: string[] | undefined, env: NodeJS.ProcessEnv, fromEnv: 
 
 /** Prints the daemon's build stream like docker; a failed step ends the command with its code (errorDetail.code, else 1). */
 async function displayBuildStream(body: Readable, context: CliContext, quiet: boolean): Promise<string | undefined> {
-  let pending = '';
   let id: string | undefined;
   let held = '';
-  const show = (line: string) => {
-    if (line.trim() === '') return;
-    let message: { stream?: string; aux?: { ID?: string }; error?: string; errorDetail?: { message?: string; code?: number } };
-    try {
-      message = JSON.parse(line) as typeof message;
-    } catch {
-      throw new CliError(`invalid JSON message from the daemon: ${line.slice(0, 200)}`);
-    }
-    if (message.errorDetail || message.error) {
+  await readJsonMessages(
+    body,
+    (message) => {
+      const aux = message.aux as { ID?: string } | undefined;
+      if (aux?.ID) id = aux.ID;
+      else if (message.stream !== undefined) {
+        if (quiet) held += message.stream;
+        else context.stdout.write(message.stream);
+      }
+    },
+    () => {
       if (quiet && held) context.stderr.write(held);
-      throw new CliError(message.errorDetail?.message ?? message.error ?? 'unknown error', message.errorDetail?.code || 1);
-    }
-    if (message.aux?.ID) id = message.aux.ID;
-    else if (message.stream !== undefined) {
-      if (quiet) held += message.stream;
-      else context.stdout.write(message.stream);
-    }
-  };
-  for await (const chunk of body) {
-    pending += chunk.toString();
-    const lines = pending.split('\n');
-    pending = lines.pop()!;
-    for (const line of lines) show(line);
-  }
-  show(pending);
+    },
+  );
   return id;
 }
 

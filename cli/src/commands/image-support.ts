@@ -123,7 +123,8 @@ export async function copyTo(source: Readable, target: Writable): Promise<void> 
   }
 }
 
-interface JsonMessage {
+/** One message of a daemon's JSON-lines stream (pull, push, load, import, build). */
+export interface JsonMessage {
   stream?: string;
   status?: string;
   id?: string;
@@ -135,13 +136,13 @@ interface JsonMessage {
 }
 
 /**
- * Prints a daemon's JSON-lines progress stream the way docker does without a terminal: `stream`
- * text as is, `status` lines with their id, progress updates left out. An error message in the
- * stream ends it as a CliError (exit 1).
+ * Reads a daemon's JSON-lines stream and hands each message to `onMessage`. An error message in
+ * the stream ends it as a CliError with the message's code (a failed build step's), else exit 1;
+ * so does a line that is not JSON. `beforeError` runs first (e.g. to show held-back output).
  */
-export async function displayJsonMessages(body: Readable, out: Writable): Promise<void> {
+export async function readJsonMessages(body: Readable, onMessage: (message: JsonMessage) => void, beforeError?: () => void): Promise<void> {
   let pending = '';
-  const show = (line: string) => {
+  const handle = (line: string) => {
     if (line.trim() === '') return;
     let message: JsonMessage;
     try {
@@ -149,18 +150,31 @@ export async function displayJsonMessages(body: Readable, out: Writable): Promis
     } catch {
       throw new CliError(`invalid JSON message from the daemon: ${line.slice(0, 200)}`);
     }
-    if (message.errorDetail || message.error) throw new CliError(message.errorDetail?.message ?? message.error ?? 'unknown error');
-    if (message.aux !== undefined) return;
-    if (message.stream !== undefined) out.write(message.stream);
-    else if (message.status !== undefined && !message.progressDetail?.total && !message.progress) out.write(`${message.id ? `${message.id}: ` : ''}${message.status}\n`);
+    if (message.errorDetail || message.error) {
+      beforeError?.();
+      throw new CliError(message.errorDetail?.message ?? message.error ?? 'unknown error', message.errorDetail?.code || 1);
+    }
+    onMessage(message);
   };
   for await (const chunk of body) {
     pending += chunk.toString();
     const lines = pending.split('\n');
     pending = lines.pop()!;
-    for (const line of lines) show(line);
+    for (const line of lines) handle(line);
   }
-  show(pending);
+  handle(pending);
+}
+
+/**
+ * Prints a daemon's JSON-lines progress stream the way docker does without a terminal: `stream`
+ * text as is, `status` lines with their id, progress updates left out.
+ */
+export async function displayJsonMessages(body: Readable, out: Writable): Promise<void> {
+  await readJsonMessages(body, (message) => {
+    if (message.aux !== undefined) return;
+    if (message.stream !== undefined) out.write(message.stream);
+    else if (message.status !== undefined && !message.progressDetail?.total && !message.progress) out.write(`${message.id ? `${message.id}: ` : ''}${message.status}\n`);
+  });
 }
 
 /** How a `--format` value is to be used: docker's "table", "table TEMPLATE", "json", or a raw template. */

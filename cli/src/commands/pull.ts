@@ -1,18 +1,8 @@
 import type { Readable, Writable } from 'node:stream';
 import type { Command } from 'commander';
-import { type CliContext, CliError, type CommandModule, withHostOption } from '../context.js';
-import { checkArgs, clientFor, imageGroup, isTerminal } from './image-support.js';
+import { type CliContext, type CommandModule, withHostOption } from '../context.js';
+import { type JsonMessage, checkArgs, clientFor, imageGroup, isTerminal, readJsonMessages } from './image-support.js';
 import { registryAuthHeader, registryOf } from './login.js';
-
-interface JsonMessage {
-  status?: string;
-  id?: string;
-  progress?: string;
-  progressDetail?: { current?: number; total?: number };
-  error?: string;
-  errorDetail?: { message?: string };
-  aux?: unknown;
-}
 
 /**
  * Shows a pull or push progress stream like docker's jsonmessage: on a terminal one line per layer
@@ -24,7 +14,6 @@ export async function showProgress(body: Readable, out: Writable, quiet = false)
   const lines = new Map<string, number>();
   let count = 0;
   const aux: unknown[] = [];
-  let pending = '';
   const render = (message: JsonMessage) => {
     const text = `${message.id ? `${message.id}: ` : ''}${message.status ?? ''}${message.progress ? ` ${message.progress}` : ''}`;
     if (!terminal) {
@@ -41,28 +30,10 @@ export async function showProgress(body: Readable, out: Writable, quiet = false)
     const up = count - index;
     out.write(`\x1b[${up}A\r${text}\x1b[K\x1b[${up}B\r`);
   };
-  const handle = (line: string) => {
-    if (line.trim() === '') return;
-    let message: JsonMessage;
-    try {
-      message = JSON.parse(line) as JsonMessage;
-    } catch {
-      throw new CliError(`invalid JSON message from the daemon: ${line.slice(0, 200)}`);
-    }
-    if (message.errorDetail || message.error) throw new CliError(message.errorDetail?.message ?? message.error ?? 'unknown error');
-    if (message.aux !== undefined) {
-      aux.push(message.aux);
-      return;
-    }
-    render(message);
-  };
-  for await (const chunk of body) {
-    pending += chunk.toString();
-    const parts = pending.split('\n');
-    pending = parts.pop()!;
-    for (const line of parts) handle(line);
-  }
-  handle(pending);
+  await readJsonMessages(body, (message) => {
+    if (message.aux !== undefined) aux.push(message.aux);
+    else render(message);
+  });
   return aux;
 }
 

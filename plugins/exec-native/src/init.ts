@@ -21,6 +21,7 @@ import {
   mknod,
   mount,
   openPty,
+  parseMountOptions,
   pivotRoot,
   resolveInRoot,
   prctl,
@@ -209,20 +210,6 @@ function mountDev(root: string, shmSize: number): void {
   symlinkSync('/proc/kcore', `${dev}/core`);
 }
 
-const FLAG_OPTIONS: Record<string, [set: number, clear: number]> = {
-  ro: [MS.RDONLY, 0],
-  rw: [0, MS.RDONLY],
-  nosuid: [MS.NOSUID, 0],
-  suid: [0, MS.NOSUID],
-  nodev: [MS.NODEV, 0],
-  dev: [0, MS.NODEV],
-  noexec: [MS.NOEXEC, 0],
-  exec: [0, MS.NOEXEC],
-  noatime: [MS.NOATIME, 0],
-  relatime: [MS.RELATIME, 0],
-  strictatime: [MS.STRICTATIME, 0],
-};
-
 const PROPAGATION: Record<string, number> = {
   rprivate: MS.REC | MS.PRIVATE,
   private: MS.PRIVATE,
@@ -234,16 +221,10 @@ const PROPAGATION: Record<string, number> = {
 
 function mountUser(root: string, m: MountSpecLike): void {
   const target = resolveInRoot(root, m.destination);
-  let flags = m.readonly ? MS.RDONLY : 0;
-  const data: string[] = [];
-  for (const option of m.options ?? []) {
-    const known = FLAG_OPTIONS[option];
-    if (known) flags = (flags | known[0]) & ~known[1];
-    else data.push(option);
-  }
+  const { flags, data } = parseMountOptions(m.options ?? [], m.readonly ? MS.RDONLY : 0);
   if (m.type === 'tmpfs') {
     mkdirSync(target, { recursive: true });
-    mount('tmpfs', target, 'tmpfs', flags, data.join(',') || null);
+    mount('tmpfs', target, 'tmpfs', flags, data || null);
     return;
   }
   const sourceIsDir = statSync(m.source).isDirectory();

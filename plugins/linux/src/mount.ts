@@ -18,6 +18,39 @@ export const MS = {
   STRICTATIME: 0x1000000,
 } as const;
 
+/** mount(8)-style flag words: [flags set, flags cleared]. */
+const FLAG_WORDS: Record<string, [set: number, clear: number]> = {
+  ro: [MS.RDONLY, 0],
+  rw: [0, MS.RDONLY],
+  nosuid: [MS.NOSUID, 0],
+  suid: [0, MS.NOSUID],
+  nodev: [MS.NODEV, 0],
+  dev: [0, MS.NODEV],
+  noexec: [MS.NOEXEC, 0],
+  exec: [0, MS.NOEXEC],
+  noatime: [MS.NOATIME, 0],
+  relatime: [MS.RELATIME, 0],
+  strictatime: [MS.STRICTATIME, 0],
+  bind: [MS.BIND, 0],
+  rbind: [MS.BIND | MS.REC, 0],
+  defaults: [0, 0],
+};
+
+/**
+ * Splits mount option words into mount(2) flags (starting from `flags`) and filesystem data, as
+ * Docker's mount.ParseOptions: ["size=64m", "ro", "uid=1000"] → RDONLY and "size=64m,uid=1000".
+ */
+export function parseMountOptions(words: Iterable<string>, flags = 0): { flags: number; data: string } {
+  const data: string[] = [];
+  for (const word of words) {
+    if (word === '') continue;
+    const known = FLAG_WORDS[word];
+    if (known) flags = (flags | known[0]) & ~known[1];
+    else data.push(word);
+  }
+  return { flags, data: data.join(',') };
+}
+
 /** umount2(2) flags. */
 export const MNT = { FORCE: 1, DETACH: 2, EXPIRE: 4 } as const;
 

@@ -14,7 +14,6 @@ export { LocalVolumeService } from './service.js';
 export { parseBind, parseApiMount, parseTmpfs, parseVolumesFrom, type MountRecord, type ApiMount } from './specs.js';
 export { copyUp } from './copy-up.js';
 export { validateVolumeName, ANONYMOUS_LABEL } from './names.js';
-export { parseMountOptions } from './mount-options.js';
 export { mountsUnder } from './mountinfo.js';
 
 export default definePlugin({

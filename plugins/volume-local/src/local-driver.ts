@@ -1,8 +1,7 @@
 import { lstat, mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Logger, type VolumeDriver, errorMessage, invalid, notFound, systemError, writeJsonAtomic } from '@tsengine/core';
-import { MNT, MS, mount, umount } from '@tsengine/linux';
-import { parseMountOptions } from './mount-options.js';
+import { MNT, MS, mount, parseMountOptions, umount } from '@tsengine/linux';
 import { mountsUnder } from './mountinfo.js';
 
 const VALID_OPTIONS = new Set(['type', 'device', 'o']);
@@ -156,7 +155,7 @@ export class LocalVolumeDriver implements VolumeDriver {
   }
 
   private mountFilesystem(options: Record<string, string>, target: string): void {
-    const { flags, data } = parseMountOptions(options.o);
+    const { flags, data } = parseMountOptions((options.o ?? '').split(','));
     const device = options.device ?? '';
     const fstype = options.type === 'none' ? null : (options.type ?? null);
     try {

@@ -4,8 +4,8 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { MS, mount } from '@tsengine/linux';
-import { LocalVolumeDriver, parseMountOptions, validateLocalOptions } from '../src/index.js';
+import { MS, mount, parseMountOptions } from '@tsengine/linux';
+import { LocalVolumeDriver, validateLocalOptions } from '../src/index.js';
 import { mountPointsUnder, silentLogger } from './helpers.js';
 
 describe('local volume driver', () => {
@@ -51,9 +51,9 @@ describe('local volume driver', () => {
   });
 
   it('splits mount flags from filesystem data', () => {
-    assert.deepEqual(parseMountOptions('size=1m,ro,uid=5,nosuid'), { flags: MS.RDONLY | MS.NOSUID, data: 'size=1m,uid=5' });
-    assert.deepEqual(parseMountOptions('bind,rw'), { flags: MS.BIND, data: '' });
-    assert.deepEqual(parseMountOptions(undefined), { flags: 0, data: '' });
+    assert.deepEqual(parseMountOptions('size=1m,ro,uid=5,nosuid'.split(',')), { flags: MS.RDONLY | MS.NOSUID, data: 'size=1m,uid=5' });
+    assert.deepEqual(parseMountOptions(['bind', 'rw']), { flags: MS.BIND, data: '' });
+    assert.deepEqual(parseMountOptions([]), { flags: 0, data: '' });
   });
 
   it('mounts a tmpfs volume on first use, counts users and unmounts after the last', async () => {
