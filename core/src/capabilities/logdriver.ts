@@ -32,8 +32,10 @@ export interface LogDriver {
   readonly name: string;
   /** Where the container's log lives (inspect's LogPath), or "" when the driver keeps no file. */
   path(containerId: string): string;
-  /** Opens (appending) the container's log for a new run. */
-  open(containerId: string): LogWriter;
+  /** Opens (appending) the container's log for a new run; `options` are the container's --log-opt values. */
+  open(containerId: string, options?: Record<string, string>): LogWriter;
+  /** Refuses options the driver does not know or cannot use (at create, with Docker's message). */
+  validateOptions?(options: Record<string, string>): void;
   /** Entries in order; with follow, also those written later, until the writer closes, `until` or the signal. */
   read(containerId: string, options: LogReadOptions): AsyncIterable<LogEntry>;
   /** Forgets the container's log (rm). */

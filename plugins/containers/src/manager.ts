@@ -212,6 +212,7 @@ export class ContainerManager {
     validateHostConfig(body.HostConfig ?? {});
     const logType = body.HostConfig?.LogConfig?.Type || this.extras.logDrivers?.defaultName || 'none';
     if (logType !== 'none' && !this.extras.logDrivers?.has(logType)) throw invalid(`failed to create task for container: logger: no log driver named '${logType}' is registered`);
+    if (logType !== 'none') this.extras.logDrivers?.get(logType).validateOptions?.(body.HostConfig?.LogConfig?.Config ?? {});
     const holder = this.names.get(name);
     if (holder) {
       throw conflict(`Conflict. The container name "${name}" is already in use by container "${holder}". You have to remove (or rename) that container to be able to reuse that name.`);
@@ -338,7 +339,7 @@ export class ContainerManager {
     entry.process = proc;
     const logDriver = this.logDriverOf(record);
     try {
-      entry.log = logDriver?.open(record.Id);
+      entry.log = logDriver?.open(record.Id, record.HostConfig.LogConfig?.Config);
     } catch (err) {
       this.log.warn({ id: record.Id, err: errorMessage(err) }, 'opening the container log failed; output is not kept');
     }
@@ -655,7 +656,7 @@ export class ContainerManager {
 
   async list(options: { all?: boolean; filters?: ContainerListFilters; size?: boolean; limit?: number }): Promise<ContainerSummary[]> {
     const filters = options.filters ?? {};
-    const matches = await listFilterOf(filters, (ref) => this.images.resolve(ref).then((i) => i.id).catch(() => undefined), (ref) => this.lookup(ref).record);
+    const matches = await listFilterOf(filters, (ref) => this.images.resolve(ref).then((i) => i.id).catch(() => undefined), (ref) => this.lookup(ref).record, (record) => this.summary(record));
     const all = options.all || (filters.status?.length ?? 0) > 0 || (filters.exited?.length ?? 0) > 0 || (options.limit ?? 0) > 0;
     let entries = [...this.entries.values()]
       .filter((e) => all || e.process !== undefined)
@@ -798,6 +799,8 @@ export class ContainerManager {
   }
 
   async prune(filters: ContainerListFilters): Promise<{ ContainersDeleted: string[]; SpaceReclaimed: number }> {
+    // Docker's container prune takes only these; the list filters are refused as docker does.
+    for (const key of Object.keys(filters)) if (!['label', 'label!', 'until'].includes(key)) throw invalid(`invalid filter '${key}'`);
     const matches = await listFilterOf(filters, async () => undefined, (ref) => this.lookup(ref).record);
     const deleted: string[] = [];
     let space = 0;

@@ -1,8 +1,8 @@
-import { closeSync, openSync, writeSync } from 'node:fs';
-import { open, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import { EventEmitter } from 'node:events';
+import { basename, dirname, join } from 'node:path';
 import type { LogDriver, LogEntry, LogReadOptions, LogWriter } from '@tsengine/core';
+import { Compressor, RotatingFile, closeFiles, lastLinesOf, linesOf, openLogFiles, removeLogFiles, type OpenedFile } from './files.js';
+import { DEFAULT_OPTIONS, parseJsonFileOptions } from './options.js';
 
 /** Docker's default max line before a partial message is flushed (bufio size in moby's copier). */
 const MAX_LINE = 16 * 1024;
@@ -56,28 +56,46 @@ class Live extends EventEmitter {
 }
 
 /**
- * Docker's json-file driver: <root>/<id>/<id>-json.log, one {"log","stream","time"} object per line.
- * Writes are synchronous appends, each followed by its live event, so a follower's file snapshot
- * and its subscription meet with nothing lost.
+ * Docker's json-file driver: <root>/<id>/<id>-json.log, one {"log","stream","time"} object per line,
+ * rotated by max-size/max-file (and gzipped with compress) as Docker does. Writes are synchronous
+ * appends, each followed by its live event, and a read opens its files and subscribes in one
+ * synchronous step, so a follower's snapshot and its subscription meet with nothing lost or doubled.
  */
 export class JsonFileLogDriver implements LogDriver {
   readonly name = 'json-file';
   private readonly live = new Map<string, Live>();
+  private readonly compressor: Compressor;
 
-  constructor(private readonly root: string) {}
+  constructor(
+    private readonly root: string,
+    private readonly onError: (containerId: string, message: string, err: unknown) => void = () => undefined,
+  ) {
+    this.compressor = new Compressor((file, err) => this.onError(basename(dirname(file)), 'compressing a rotated log file failed', err));
+  }
 
   path(containerId: string): string {
     return join(this.root, containerId, `${containerId}-json.log`);
   }
 
-  open(containerId: string): LogWriter {
+  validateOptions(options: Record<string, string>): void {
+    parseJsonFileOptions(options);
+  }
+
+  /** Resolves when background compressions of rotated files have ended (for tests and shutdown). */
+  idle(): Promise<void> {
+    return this.compressor.idle();
+  }
+
+  open(containerId: string, options?: Record<string, string>): LogWriter {
+    const settings = options ? parseJsonFileOptions(options) : DEFAULT_OPTIONS;
     this.live.get(containerId)?.emit('close');
-    const fd = openSync(this.path(containerId), 'a', 0o640);
+    const file = new RotatingFile(this.path(containerId), settings, this.compressor);
     const live = new Live();
     live.setMaxListeners(0);
     this.live.set(containerId, live);
     const partial: Record<'stdout' | 'stderr', Buffer[]> = { stdout: [], stderr: [] };
-    // Lines of one chunk go to the file in one write, then to followers, in order.
+    let failed = false;
+    // Lines of one chunk go to the file(s) together, then to followers, in order.
     let pending: LogEntry[] = [];
     const emit = (stream: 'stdout' | 'stderr', line: Buffer) => {
       pending.push({ stream, time: nowRfc3339Nano(), line });
@@ -86,7 +104,15 @@ export class JsonFileLogDriver implements LogDriver {
       if (pending.length === 0) return;
       const entries = pending;
       pending = [];
-      writeSync(fd, entries.map((e) => JSON.stringify({ log: e.line.toString('utf8'), stream: e.stream, time: e.time })).join('\n') + '\n');
+      if (!failed) {
+        try {
+          file.append(entries.map((e) => JSON.stringify({ log: e.line.toString('utf8'), stream: e.stream, time: e.time }) + '\n'));
+        } catch (err) {
+          // The container keeps running; its output is no longer kept (Docker logs and drops it too).
+          failed = true;
+          this.onError(containerId, 'writing the container log failed; further output is not kept', err);
+        }
+      }
       if (live.listenerCount('entry') > 0) for (const e of entries) live.emit('entry', e);
     };
     const flush = (stream: 'stdout' | 'stderr') => {
@@ -117,7 +143,11 @@ export class JsonFileLogDriver implements LogDriver {
         flush('stderr');
         commit();
         live.closed = true;
-        closeSync(fd);
+        try {
+          file.close();
+        } catch (err) {
+          this.onError(containerId, 'closing the container log failed', err);
+        }
         if (this.live.get(containerId) === live) this.live.delete(containerId);
         live.emit('close');
       },
@@ -125,9 +155,7 @@ export class JsonFileLogDriver implements LogDriver {
   }
 
   async *read(containerId: string, options: LogReadOptions): AsyncIterable<LogEntry> {
-    const path = this.path(containerId);
     const live = options.follow ? this.live.get(containerId) : undefined;
-    // Snapshot and subscription in one synchronous step: see the class comment.
     const queue: LogEntry[] = [];
     let ended = !live;
     let wake: (() => void) | undefined;
@@ -139,33 +167,59 @@ export class JsonFileLogDriver implements LogDriver {
       ended = true;
       wake?.();
     };
-    // Subscribed before the file's size is taken: an entry written in between is in both, and the
-    // queue skips it by its (strictly increasing) time.
+    // Subscription and snapshot in one synchronous step: see the class comment.
     live?.on('entry', onEntry);
     live?.once('close', onClose);
-    let size = 0;
+    let files: OpenedFile[] = [];
     try {
-      size = (await stat(path)).size;
-    } catch {
-      size = 0;
+      files = openLogFiles(this.path(containerId));
+    } catch (err) {
+      live?.off('entry', onEntry);
+      live?.off('close', onClose);
+      throw err;
     }
     const onAbort = () => onClose();
     options.signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      const snapshot = await readEntries(path, size);
       const inWindow = (e: LogEntry) => {
         const t = timeSeconds(e.time);
         return (options.since === undefined || t >= options.since) && (options.until === undefined || t <= options.until);
       };
-      let entries = snapshot.filter(inWindow);
-      if (options.tail !== undefined && options.tail >= 0) entries = options.tail === 0 ? [] : entries.slice(-options.tail);
-      const lastTime = snapshot.length ? snapshot[snapshot.length - 1]!.time : '';
-      for (const e of entries) yield e;
+      const tail = options.tail !== undefined && options.tail >= 0 ? options.tail : undefined;
+      if (tail === 0) closeFiles(files);
+      else if (tail !== undefined && options.since === undefined && options.until === undefined) {
+        // Newest file first, each read from its end, until the tail is complete.
+        const newestFirst: LogEntry[][] = [];
+        let missing = tail;
+        for (const file of [...files].reverse()) {
+          if (missing <= 0) break;
+          const entries = await lastLinesOf(file, missing, toEntry);
+          newestFirst.push(entries);
+          missing -= entries.length;
+        }
+        closeFiles(files);
+        for (const entries of newestFirst.reverse()) for (const e of entries) yield e;
+      } else {
+        // Only the last `tail` entries are kept while reading, never the whole log.
+        let kept: LogEntry[] = [];
+        for (const file of files) {
+          for await (const text of linesOf(file)) {
+            const e = toEntry(text);
+            if (!e || !inWindow(e)) continue;
+            if (tail === undefined) {
+              yield e;
+              continue;
+            }
+            kept.push(e);
+            if (kept.length >= 2 * tail) kept = kept.slice(-tail);
+          }
+        }
+        if (tail !== undefined) for (const e of kept.slice(-tail)) yield e;
+      }
       if (!live) return;
       for (;;) {
         while (queue.length) {
           const e = queue.shift()!;
-          if (lastTime && e.time <= lastTime) continue;
           if (options.until !== undefined && timeSeconds(e.time) > options.until) return;
           if (inWindow(e)) yield e;
         }
@@ -178,6 +232,7 @@ export class JsonFileLogDriver implements LogDriver {
         wake = undefined;
       }
     } finally {
+      closeFiles(files);
       live?.off('entry', onEntry);
       live?.off('close', onClose);
       options.signal?.removeEventListener('abort', onAbort);
@@ -187,26 +242,8 @@ export class JsonFileLogDriver implements LogDriver {
   async remove(containerId: string): Promise<void> {
     this.live.get(containerId)?.emit('close');
     this.live.delete(containerId);
-    await rm(this.path(containerId), { force: true });
-  }
-}
-
-async function readEntries(path: string, size: number): Promise<LogEntry[]> {
-  if (size === 0) return [];
-  const handle = await open(path, 'r').catch(() => undefined);
-  if (!handle) return [];
-  try {
-    const buffer = Buffer.alloc(size);
-    const { bytesRead } = await handle.read(buffer, 0, size, 0);
-    const text = buffer.subarray(0, bytesRead).toString('utf8');
-    const out: LogEntry[] = [];
-    for (const line of text.split('\n')) {
-      if (!line) continue;
-      const e = toEntry(line);
-      if (e) out.push(e);
-    }
-    return out;
-  } finally {
-    await handle.close();
+    const path = this.path(containerId);
+    this.compressor.cancelAll(path);
+    removeLogFiles(path);
   }
 }
