@@ -9,3 +9,4 @@ export * from './pty.js';
 export * from './netif.js';
 export * from './filesystem.js';
 export * from './netns.js';
+export * from './rtnetlink.js';

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import {
   type DriverEndpoint,
@@ -11,7 +11,7 @@ import {
   invalid,
   systemError,
 } from '@tsengine/core';
-import { CommandError, runCommand } from './command.js';
+import { NetlinkError, RouteNetlink } from '@tsengine/linux';
 import { BRIDGE_PREFIX, Firewall } from './firewall.js';
 import { type PortProxy, proxyTcp, proxyUdp } from './proxy.js';
 
@@ -37,15 +37,34 @@ function mtuOf(network: DriverNetwork): number {
   return raw ? Number(raw) : 1500;
 }
 
-function prefixOf(subnet: string): string {
-  return subnet.split('/')[1] ?? '32';
+function prefixOf(subnet: string): number {
+  return Number(subnet.split('/')[1] ?? '32');
+}
+
+/** A link that is already gone is what deleting it wanted. */
+function missingLink(err: unknown): boolean {
+  return err instanceof NetlinkError && err.code === 'ENODEV';
+}
+
+/**
+ * Runs `use` with a NETLINK_ROUTE socket of the daemon's namespace. A socket per operation: they
+ * cost microseconds, and concurrent joins and leaves then never share one.
+ */
+async function withNetlink<T>(use: (nl: RouteNetlink) => T | Promise<T>): Promise<T> {
+  const nl = RouteNetlink.open();
+  try {
+    return await use(nl);
+  } finally {
+    nl.close();
+  }
 }
 
 /**
  * networkdriver "bridge": a Linux bridge per network holding the gateway address, a veth pair per
  * endpoint (the container's side renamed eth0…, with address, MAC, MTU and default route), NAT and
  * isolation in iptables chains of our own, and published ports through a userland proxy in the
- * daemon (so 127.0.0.1 works without route_localnet).
+ * daemon (so 127.0.0.1 works without route_localnet). Links, addresses and routes are set over
+ * rtnetlink rather than by running `ip`, which would fork the daemon several times per container.
  */
 export class BridgeDriver implements NetworkDriver {
   readonly name = 'bridge';
@@ -71,17 +90,18 @@ export class BridgeDriver implements NetworkDriver {
 
   async up(network: DriverNetwork): Promise<void> {
     const bridge = bridgeNameOf(network);
+    await withNetlink((nl) => nl.addBridge(bridge)).catch((err: unknown) => {
+      if (!(err instanceof NetlinkError && err.code === 'EEXIST')) throw systemError(`creating bridge ${bridge}: ${errorMessage(err)}`, err);
+    });
     try {
-      await runCommand('ip', ['link', 'add', bridge, 'type', 'bridge']);
-    } catch (err) {
-      if (!(err instanceof CommandError) || !/exists/i.test(err.stderr)) throw systemError(`creating bridge ${bridge}: ${errorMessage(err)}`, err);
-    }
-    try {
-      await runCommand('ip', ['link', 'set', bridge, 'mtu', String(mtuOf(network))]);
-      await runCommand('ip', ['addr', 'replace', `${network.gateway}/${prefixOf(network.subnet)}`, 'dev', bridge]);
-      await runCommand('ip', ['link', 'set', bridge, 'up']);
-      // Ports left by a daemon that died without cleaning up: nothing of ours is joined yet.
-      for (const port of await this.ports(bridge)) if (!this.live.has(port)) await runCommand('ip', ['link', 'del', port]).catch(() => undefined);
+      await withNetlink(async (nl) => {
+        nl.setLink(bridge, { mtu: mtuOf(network) });
+        const index = nl.linkIndex(bridge);
+        nl.addAddress(index, network.gateway, prefixOf(network.subnet), { replace: true });
+        nl.setLink(bridge, { up: true });
+        // Ports left by a daemon that died without cleaning up: nothing of ours is joined yet.
+        for (const port of nl.linksWithMaster(index)) if (!this.live.has(port)) await nl.deleteLinkAsync(port).catch(() => undefined);
+      });
       if (!network.internal) await writeFile('/proc/sys/net/ipv4/ip_forward', '1');
       await this.firewall.setUp({
         bridge,
@@ -100,8 +120,8 @@ export class BridgeDriver implements NetworkDriver {
   async down(network: DriverNetwork): Promise<void> {
     const bridge = bridgeNameOf(network);
     await this.firewall.tearDown(bridge);
-    await runCommand('ip', ['link', 'del', bridge]).catch((err: unknown) => {
-      if (!(err instanceof CommandError) || !/cannot find|not exist/i.test(err.stderr)) throw err;
+    await withNetlink((nl) => nl.deleteLinkAsync(bridge)).catch((err: unknown) => {
+      if (!missingLink(err)) throw err;
     });
     this.log.debug({ network: network.name, bridge }, 'bridge down');
   }
@@ -109,24 +129,43 @@ export class BridgeDriver implements NetworkDriver {
   async join(network: DriverNetwork, endpoint: DriverEndpoint, netnsPath: string): Promise<PortBinding[]> {
     const bridge = bridgeNameOf(network);
     const hostSide = this.hostVeth(endpoint);
-    const mtu = String(mtuOf(network));
+    const mtu = mtuOf(network);
     const name = endpoint.interfaceName;
+    this.live.add(hostSide);
     try {
-      // The container's end is born inside its namespace, with its final name and MAC.
-      const host = [
-        `link add ${hostSide} mtu ${mtu} type veth peer name ${name} mtu ${mtu} netns ${netnsPath} address ${endpoint.macAddress}`,
-        `link set ${hostSide} master ${bridge}`,
-        `link set ${hostSide} up`,
-      ];
-      this.live.add(hostSide);
-      await runCommand('ip', ['-batch', '-'], host.join('\n') + '\n');
-      const inside = [`addr add ${endpoint.address}/${endpoint.prefixLength} dev ${name}`, `link set ${name} up`];
-      if (endpoint.defaultRoute && !network.internal) inside.push(`route replace default via ${network.gateway} dev ${name}`);
-      await runCommand('nsenter', [`--net=${netnsPath}`, 'ip', '-batch', '-'], inside.join('\n') + '\n');
+      await withNetlink((host) => {
+        const netns = openSync(netnsPath, 'r');
+        try {
+          // The container's end is born inside its namespace, with its final name and MAC; the
+          // host end is enslaved and up in the same request.
+          host.addVeth({
+            name: hostSide,
+            mtu,
+            master: host.linkIndex(bridge),
+            up: true,
+            peer: { name, mtu, macAddress: endpoint.macAddress, netnsFd: netns },
+          });
+        } finally {
+          closeSync(netns);
+        }
+      });
+      const inside = RouteNetlink.openInNamespace(netnsPath);
+      try {
+        const index = inside.linkIndex(name);
+        inside.addAddress(index, endpoint.address, endpoint.prefixLength);
+        inside.setLink(name, { up: true });
+        if (endpoint.defaultRoute && !network.internal) inside.replaceDefaultRoute(index, network.gateway);
+      } finally {
+        inside.close();
+      }
+    } catch (err) {
+      await this.leave(network, endpoint, netnsPath).catch(() => undefined);
+      throw systemError(`joining ${endpoint.containerName} to network ${network.name}: ${errorMessage(err)}`, err);
+    }
+    try {
       return await this.publish(network, endpoint);
     } catch (err) {
       await this.leave(network, endpoint, netnsPath).catch(() => undefined);
-      if (err instanceof CommandError) throw systemError(`joining ${endpoint.containerName} to network ${network.name}: ${err.message}`, err);
       throw err;
     }
   }
@@ -137,7 +176,7 @@ export class BridgeDriver implements NetworkDriver {
     await Promise.all(proxies.map((p) => p.close()));
     // Deleting one end of a veth pair deletes the other, inside the namespace too; when the host
     // end is gone already, so is the pair.
-    await runCommand('ip', ['link', 'del', this.hostVeth(endpoint)]).catch(() => undefined);
+    await withNetlink((nl) => nl.deleteLinkAsync(this.hostVeth(endpoint))).catch(() => undefined);
     this.live.delete(this.hostVeth(endpoint));
   }
 
@@ -150,15 +189,6 @@ export class BridgeDriver implements NetworkDriver {
     const all = [...this.proxies.values()].flat();
     this.proxies.clear();
     await Promise.all(all.map((p) => p.close()));
-  }
-
-  /** Interfaces enslaved to the bridge. */
-  private async ports(bridge: string): Promise<string[]> {
-    const out = await runCommand('ip', ['-o', 'link', 'show', 'master', bridge]).catch(() => '');
-    return out
-      .split('\n')
-      .map((line) => /^\d+:\s+([^:@\s]+)/.exec(line)?.[1])
-      .filter((name): name is string => name !== undefined);
   }
 
   private hostVeth(endpoint: DriverEndpoint): string {

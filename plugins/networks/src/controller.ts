@@ -129,6 +129,8 @@ export class NetworkController implements NetworkService {
   private readonly networks = new Map<string, NetworkRecord>();
   private readonly sandboxes = new Map<string, LiveSandbox>();
   private readonly wishes = new Map<string, ContainerNetworks>();
+  /** Endpoints of torn-down sandboxes that their drivers are still removing, by container. */
+  private readonly leaving = new Map<string, Promise<void>>();
   private readonly lock = new Lock();
   private readonly networksDir: string;
   private readonly containersDir: string;
@@ -188,6 +190,7 @@ export class NetworkController implements NetworkService {
   async shutdown(): Promise<void> {
     await this.lock.run(async () => {
       for (const id of [...this.sandboxes.keys()]) await this.tearDownLocked(id).catch((err) => this.log.warn({ id, err: errorMessage(err) }, 'sandbox tear-down failed'));
+      await this.leftAll();
       for (const record of this.networks.values()) {
         if (!this.drivers.has(record.Driver)) continue;
         await this.drivers
@@ -416,6 +419,8 @@ export class NetworkController implements NetworkService {
   private async setUpLocked(request: SandboxRequest): Promise<Sandbox> {
     const id = request.containerId;
     if (this.sandboxes.has(id)) await this.tearDownLocked(id);
+    // A restart joins with the same interface names its last run's endpoints had.
+    await this.leaving.get(id);
     let wish = this.wishes.get(id);
     if (!wish) {
       wish = this.wishFromRequest(request);
@@ -548,9 +553,18 @@ export class NetworkController implements NetworkService {
       const driver = record && this.drivers.has(record.Driver) ? this.drivers.get(record.Driver) : undefined;
       await driver?.link?.(this.driverNetwork(record!), rule.from, rule.to, rule.ports, false).catch(() => undefined);
     }
-    for (const networkId of [...sandbox.endpoints.keys()]) {
-      await this.leaveLocked(sandbox, networkId).catch((err) => this.log.warn({ containerId, err: errorMessage(err) }, 'leaving a network failed'));
-    }
+    // Deleting a veth pair waits out an RCU grace period in the kernel (15–30 ms here); a stopping
+    // container need not wait for it. Only a restart of the same container, a network's removal
+    // and shutdown wait (see leftAll); the address may be handed out again meanwhile, with the
+    // same MAC (macForIp), so a peer's ARP cache stays right.
+    const leaves = [...sandbox.endpoints.keys()].map((networkId) =>
+      this.leaveLocked(sandbox, networkId).catch((err) => this.log.warn({ containerId, err: errorMessage(err) }, 'leaving a network failed')),
+    );
+    const left = Promise.all([this.leaving.get(containerId), ...leaves]).then(() => undefined);
+    this.leaving.set(containerId, left);
+    void left.then(() => {
+      if (this.leaving.get(containerId) === left) this.leaving.delete(containerId);
+    });
     if (sandbox.ownsNetns) removeNetworkNamespace(sandbox.netnsPath);
     this.sandboxes.delete(containerId);
     // Containers sharing this one's namespace lose it with it.
@@ -777,7 +791,13 @@ export class NetworkController implements NetworkService {
     });
   }
 
+  /** Waits until every endpoint of a torn-down sandbox is gone. */
+  private async leftAll(): Promise<void> {
+    while (this.leaving.size > 0) await Promise.all([...this.leaving.values()]);
+  }
+
   private async removeLocked(record: NetworkRecord): Promise<void> {
+    await this.leftAll();
     if (this.drivers.has(record.Driver)) await this.drivers.get(record.Driver).down(this.driverNetwork(record));
     const subnet = record.IPAM.Config[0]?.Subnet;
     if (subnet) await this.ipam().releasePool(subnet);
