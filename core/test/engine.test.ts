@@ -118,6 +118,24 @@ describe('Engine', () => {
     assert.deepEqual(ran, ['quick']);
   });
 
+  it('runs many shutdown hooks without piling listeners on the deadline signal', async () => {
+    const engine = new Engine(logger);
+    let ran = 0;
+    for (let i = 0; i < 20; i++) engine.onShutdown(`hook ${i}`, () => void ran++);
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning);
+    process.on('warning', onWarning);
+    try {
+      await engine.shutdown(1000);
+      // Warnings are emitted on a later tick.
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      process.off('warning', onWarning);
+    }
+    assert.equal(ran, 20);
+    assert.deepEqual(warnings.map((w) => w.message), []);
+  });
+
   it('runs shutdown only once even when asked twice', async () => {
     const engine = new Engine(logger);
     let count = 0;

@@ -132,6 +132,8 @@ export class Engine {
   }
 
   private async runHooks(deadline: AbortSignal, report: ShutdownReport): Promise<void> {
+    // One listener for all hooks: one per hook passed the EventTarget's limit of ten and warned.
+    const passed = abortPromise(deadline);
     for (const hook of [...this.shutdownHooks].reverse()) {
       const outcome = await Promise.race([
         Promise.resolve()
@@ -140,7 +142,7 @@ export class Engine {
             () => 'ok' as const,
             (err: unknown) => ({ error: errorMessage(err) }),
           ),
-        (deadline.aborted ? delay(LATE_HOOK_GRACE_MS) : abortPromise(deadline)).then(() => 'timeout' as const),
+        (deadline.aborted ? delay(LATE_HOOK_GRACE_MS) : passed).then(() => 'timeout' as const),
       ]);
       if (outcome === 'ok') report.completed.push(hook.name);
       else if (outcome === 'timeout') report.timedOut.push(hook.name);

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readFileSync, readlinkSync, statSync, writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { constants } from 'node:os';
@@ -68,6 +69,25 @@ interface SpawnedInit {
   stdinWrite?: number;
   stdoutRead?: number;
   stderrRead?: number;
+  /** A pre-started init's own cgroup, once it is in it; undefined when that failed. */
+  parked?: Promise<Cgroup | undefined>;
+}
+
+/** Pre-started inits wait in groups of their own under the parent: prestart-<daemon pid>-<random>. */
+const PARKING_PREFIX = 'prestart-';
+
+function parkingOwner(id: string): number | undefined {
+  const match = /^prestart-(\d+)-[0-9a-f]+$/.exec(id);
+  return match ? Number(match[1]) : undefined;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 interface InitPipes {
@@ -121,6 +141,11 @@ export class NativeExecDriver implements ExecDriver {
     this.initScript = options.initScript ?? join(__dirname, 'init.js');
     // Held for the daemon's lifetime: the way back after spawning into another PID namespace.
     this.hostPidNs = openSync('/proc/self/ns/pid', 'r');
+    // Parking groups of a daemon that died: their inits are gone with it (EOF on fd 3) or soon will be.
+    for (const id of this.cgroups.ids()) {
+      const owner = parkingOwner(id);
+      if (owner !== undefined && !isAlive(owner)) void this.cleanupGroup(this.cgroups.group(id)).catch(() => undefined);
+    }
     this.refill();
   }
 
@@ -173,8 +198,9 @@ export class NativeExecDriver implements ExecDriver {
       // The init is a Node process whose threads the pids controller counts: the limit is set at the
       // init's last step before execve, when it starts no more threads.
       const { pidsLimit, ...resources } = spec.resources;
-      cgroup.create(resources, spec.privileged);
-      const spawned = await this.handOverCreate(init, stdio, cgroup);
+      // A parked init's memory is charged to its group, which would count against a memory limit.
+      const adoptable = !(resources.memory && resources.memory > 0);
+      const spawned = await this.handOverCreate(spec.id, init, stdio, cgroup, adoptable, (group) => group.limit(resources, spec.privileged));
       const proc = await this.launch(spawned, init, stdio, cgroup, () => {
         if (pidsLimit && pidsLimit > 0) cgroup.setPidsLimit(pidsLimit);
       });
@@ -279,12 +305,15 @@ export class NativeExecDriver implements ExecDriver {
   }
 
   async listStale(): Promise<string[]> {
-    return this.cgroups.ids().filter((id) => !this.containers.has(id));
+    return this.cgroups.ids().filter((id) => !this.containers.has(id) && !id.startsWith(PARKING_PREFIX));
   }
 
   async cleanupStale(id: string): Promise<void> {
     if (this.containers.has(id)) throw conflict(`container ${id} is managed by this daemon; use destroy`);
-    const cgroup = this.cgroups.group(id);
+    await this.cleanupGroup(this.cgroups.group(id));
+  }
+
+  private async cleanupGroup(cgroup: Cgroup): Promise<void> {
     await cgroup.killAll();
     cgroup.remove();
   }
@@ -296,7 +325,12 @@ export class NativeExecDriver implements ExecDriver {
   close(): Promise<void> {
     this.closing ??= (async () => {
       closeSync(this.hostPidNs);
-      await Promise.all(this.prestarted.splice(0).map((s) => this.discard(s)));
+      await Promise.all(
+        this.prestarted.splice(0).map(async (s) => {
+          await this.discard(s);
+          await this.unpark(s);
+        }),
+      );
     })();
     return this.closing;
   }
@@ -320,11 +354,13 @@ export class NativeExecDriver implements ExecDriver {
   }
 
   /**
-   * Moves a create-mode init into the container's cgroup and hands it its spec: a pre-started one
+   * Puts a create-mode init into the container's cgroup and hands it its spec: a pre-started one
    * when there is one alive, else a fresh one. The cgroup is written before the spec, so limits
-   * apply before anything of the container runs.
+   * apply before anything of the container runs. A pre-started init's parking group becomes the
+   * container's by a rename; moving a process between groups costs an RCU grace period per
+   * hierarchy (about 10 ms of a start here).
    */
-  private async handOverCreate(init: CreateInit, stdio: StdioSpec, cgroup: Cgroup): Promise<SpawnedInit> {
+  private async handOverCreate(id: string, init: CreateInit, stdio: StdioSpec, cgroup: Cgroup, adoptable: boolean, limit: (group: Cgroup) => void): Promise<SpawnedInit> {
     const terminal = init.process.terminal;
     const claimed = this.claimPrestarted();
     if (claimed) {
@@ -335,7 +371,17 @@ export class NativeExecDriver implements ExecDriver {
         init.nullStdin = true;
       }
       try {
-        cgroup.addProcess(claimed.pid);
+        // Awaited either way: a move into the parking group still under way would undo ours.
+        const parked = await claimed.parked;
+        if (parked && adoptable) {
+          parked.rename(id);
+          limit(cgroup);
+        } else {
+          cgroup.create({}, true);
+          limit(cgroup);
+          await cgroup.addProcess(claimed.pid);
+          if (parked) await this.cleanupGroup(parked).catch(() => undefined);
+        }
         writeSync(claimed.specWrite!, `${JSON.stringify(init)}\n`);
         this.hits++;
         return claimed;
@@ -347,7 +393,9 @@ export class NativeExecDriver implements ExecDriver {
     }
     const spawned = this.spawnInit({ stdin: stdio.stdin && !terminal, output: !terminal }, undefined);
     try {
-      cgroup.addProcess(spawned.pid);
+      cgroup.create({}, true);
+      limit(cgroup);
+      await cgroup.addProcess(spawned.pid);
     } catch (err) {
       await this.discard(spawned);
       throw new ContainerStartError(125, (err as Error).message);
@@ -374,7 +422,10 @@ export class NativeExecDriver implements ExecDriver {
     return undefined;
   }
 
-  /** Tops the pool up after the current start, off its critical path. */
+  /**
+   * Tops the pool up right after the current start. Waiting for a quiet moment was tried: with
+   * starts back to back there is none, and the next start then spawns its own init, the slow path.
+   */
   private refillSoon(): void {
     if (this.closing || this.refillScheduled || this.prestarted.length >= this.prestartSize) return;
     this.refillScheduled = true;
@@ -395,14 +446,35 @@ export class NativeExecDriver implements ExecDriver {
       }
       // An idle init must not keep the daemon's event loop alive.
       spawned.child.unref();
+      spawned.parked = this.park(spawned.pid);
       this.prestarted.push(spawned);
-      void spawned.exit.then(() => {
+      void spawned.exit.then(async () => {
+        await this.unpark(spawned);
         const i = this.prestarted.indexOf(spawned);
         if (i < 0) return;
         this.prestarted.splice(i, 1);
         this.closeFds(spawned);
       });
     }
+  }
+
+  /** A group of its own for a pre-started init, without limits; undefined if that fails (the claim then moves it). */
+  private async park(pid: number): Promise<Cgroup | undefined> {
+    const group = this.cgroups.group(`${PARKING_PREFIX}${process.pid}-${randomBytes(6).toString('hex')}`);
+    try {
+      group.create({}, true);
+      await group.addProcess(pid, true);
+      return group;
+    } catch {
+      await this.cleanupGroup(group).catch(() => undefined);
+      return undefined;
+    }
+  }
+
+  /** Removes a pre-started init's parking group: gone already once claimed (renamed), empty once it died. */
+  private async unpark(spawned: SpawnedInit): Promise<void> {
+    const group = await spawned.parked;
+    if (group) await this.cleanupGroup(group).catch(() => undefined);
   }
 
   /** Kills an unused init, waits until it is reaped and closes the daemon's ends of its pipes. */
@@ -491,7 +563,7 @@ export class NativeExecDriver implements ExecDriver {
    * Waits for the init's "exec" report followed by EOF, answering its "pty" and "ready" reports,
    * and builds the container process from the init's pipes.
    */
-  private async launch(spawned: SpawnedInit, init: InitSpec, stdio: StdioSpec, cgroup: Cgroup, beforeExec: (pid: number) => void): Promise<ContainerProcess> {
+  private async launch(spawned: SpawnedInit, init: InitSpec, stdio: StdioSpec, cgroup: Cgroup, beforeExec: (pid: number) => void | Promise<void>): Promise<ContainerProcess> {
     const terminal = init.process.terminal;
     const { pid, exit: childExit } = spawned;
     const specWrite = spawned.specWrite!;
@@ -533,17 +605,18 @@ export class NativeExecDriver implements ExecDriver {
           }
           if (message.type === 'exec') sawExec = true;
           else if (message.type === 'ready') {
-            try {
-              beforeExec(pid);
-              writeSync(specWrite, 'go\n');
-            } catch (err) {
-              error = { exitCode: 125, message: (err as Error).message };
-              try {
-                process.kill(pid, 'SIGKILL');
-              } catch {
-                // gone
-              }
-            }
+            // Nothing more comes from the init until it reads "go".
+            Promise.resolve()
+              .then(() => beforeExec(pid))
+              .then(() => writeSync(specWrite, 'go\n'))
+              .catch((err: unknown) => {
+                error = { exitCode: 125, message: (err as Error).message };
+                try {
+                  process.kill(pid, 'SIGKILL');
+                } catch {
+                  // gone
+                }
+              });
           }
           else if (message.type === 'error') error = { exitCode: message.exitCode, message: message.message };
           else if (message.type === 'pty') {

@@ -27,8 +27,8 @@ before(() => {
 
 after(async () => {
   for (const id of started) await driver.destroy(id).catch(() => undefined);
-  driver.removeCgroupParent();
   await driver.close();
+  driver.removeCgroupParent();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -530,8 +530,17 @@ const t = setInterval(() => { const [pid] = d.prestartedPids(); if (pid) { conso
     assert.ok(alive(pid));
     // Let it load completely: it must notice from its blocking read of fd 3.
     await sleep(500);
+    const parkedBy = (owner: number | undefined) => readdirSync(`/sys/fs/cgroup/pids/${parent}`).filter((name) => name.startsWith(`prestart-${owner}-`));
+    assert.equal(parkedBy(daemon.pid).length, 1, 'the pre-started init waits in a group of its own');
     daemon.kill('SIGKILL');
     await waitFor(() => !alive(pid), 30_000);
+    // The next daemon clears the dead one's parking group.
+    const next = new NativeExecDriver({ cgroupParent: parent, prestart: 0 });
+    try {
+      await waitFor(() => parkedBy(daemon.pid).length === 0, 30_000);
+    } finally {
+      await next.close();
+    }
   });
 });
 

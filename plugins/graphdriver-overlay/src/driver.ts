@@ -1,5 +1,5 @@
 import { randomInt } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { applyLayer, directorySize, exportOverlayUpper, overlayChanges } from '@tsengine/archive';
@@ -13,6 +13,22 @@ export const MOUNT_DATA_LIMIT = 4096 - 1;
 const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 const SHORT_ID_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 const SHORT_ID_LENGTH = 26;
+
+export interface OverlayOptions {
+  /** Mount container (read-write) layers with overlay's "volatile": no sync at unmount. */
+  volatile: boolean;
+}
+
+/** Whether a mount with these options works here; unmounted again at once. */
+function probeMount(target: string, data: string): boolean {
+  try {
+    mount('overlay', target, 'overlay', 0, data);
+  } catch {
+    return false;
+  }
+  umount(target, MNT.DETACH);
+  return true;
+}
 
 function checkId(id: string): string {
   if (!ID.test(id)) throw invalid(`invalid layer id "${id}"`);
@@ -35,22 +51,33 @@ export class OverlayDriver implements GraphDriver {
   readonly name = 'overlay';
   readonly independentDiffs = true;
   private readonly linkDir: string;
+  /** Removed layers whose files are being deleted; the name is not a valid layer id. */
+  private readonly trashDir: string;
+  private readonly trashing = new Set<Promise<void>>();
   private readonly mounts = new Map<string, MountState>();
   private readonly locks = new Map<string, Promise<unknown>>();
   private extraOptions = '';
+  /** Container layers mount with overlay's "volatile" when the kernel has it (see get). */
+  private volatileWritable = false;
 
-  constructor(readonly home: string) {
+  constructor(
+    readonly home: string,
+    private readonly options: OverlayOptions = { volatile: true },
+  ) {
     this.linkDir = join(home, 'l');
+    this.trashDir = join(home, '.trash');
   }
 
   /** Creates the layout and proves overlay works here with a real mount; throws PluginSkip if not. */
   async init(): Promise<void> {
     try {
       await mkdir(this.linkDir, { recursive: true, mode: 0o700 });
+      await mkdir(this.trashDir, { recursive: true, mode: 0o700 });
     } catch (err) {
       throw new PluginSkip(`overlay: cannot create ${this.linkDir}: ${errorMessage(err)}`);
     }
     await this.probe();
+    for (const left of await readdir(this.trashDir)) this.emptyTrash(join(this.trashDir, left));
   }
 
   private async probe(): Promise<void> {
@@ -80,6 +107,7 @@ export class OverlayDriver implements GraphDriver {
           umount(join(dir, 'merged'), MNT.DETACH);
         }
         this.extraOptions = extra;
+        if (this.options.volatile) this.volatileWritable = probeMount(join(dir, 'merged'), data + extra + ',volatile');
         return;
       }
       throw new PluginSkip(`overlay is not supported on ${fs} (${this.home}): ${errorMessage(lastError)}`);
@@ -196,7 +224,23 @@ export class OverlayDriver implements GraphDriver {
     }
     const merged = join(dir, 'merged');
     if (await isMountPoint(merged)) this.unmount(merged);
-    await rm(dir, { recursive: true, force: true });
+    // Deleting a layer's files took about 10 ms of every container removal. Renamed into the trash,
+    // the layer is gone at once; its files go in the background, or at the next start after a crash.
+    const doomed = join(this.trashDir, `${id}-${randomInt(2 ** 40).toString(36)}`);
+    try {
+      await rename(dir, doomed);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
+    this.emptyTrash(doomed);
+  }
+
+  private emptyTrash(path: string): void {
+    const deleting: Promise<void> = rm(path, { recursive: true, force: true })
+      .catch(() => undefined)
+      .finally(() => this.trashing.delete(deleting));
+    this.trashing.add(deleting);
   }
 
   async get(id: string): Promise<string> {
@@ -218,8 +262,14 @@ export class OverlayDriver implements GraphDriver {
       const merged = join(dir, 'merged');
       await mkdir(merged, { recursive: true, mode: 0o700 });
       const readWrite = await isDirectory(join(dir, 'work'));
+      // A volatile mount skips the sync of the whole upper filesystem at unmount, which cost each
+      // container stop 30 ms and more (it flushed everything dirty on the data root). The kernel
+      // leaves a marker that refuses the next mount, as it cannot tell a crash from a clean
+      // unmount; a container's unsynced writes are lost in a crash either way, so it is removed.
+      const volatile = readWrite && this.volatileWritable;
+      if (volatile) await rm(join(dir, 'work', 'work', 'incompat', 'volatile'), { recursive: true, force: true });
       const data = readWrite
-        ? `lowerdir=${lowers.join(':')},upperdir=${id}/diff,workdir=${id}/work${this.extraOptions}`
+        ? `lowerdir=${lowers.join(':')},upperdir=${id}/diff,workdir=${id}/work${this.extraOptions}${volatile ? ',volatile' : ''}`
         : `lowerdir=l/${await this.shortId(id)}:${lowers.join(':')}${this.extraOptions}`;
       if (data.length > MOUNT_DATA_LIMIT) {
         throw systemError(`overlay: mount options for layer ${id} are ${data.length} bytes, over the ${MOUNT_DATA_LIMIT}-byte limit (${lowers.length} lower layers)`);
@@ -273,6 +323,7 @@ export class OverlayDriver implements GraphDriver {
   }
 
   async cleanup(): Promise<void> {
+    await Promise.all([...this.trashing]);
     for (const state of this.mounts.values()) if (state.mounted) this.unmount(state.path);
     this.mounts.clear();
     // Anything still mounted under home (an earlier run that died) goes too.

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -25,6 +25,11 @@ async function oneFileTar(name: string, content: string): Promise<Readable> {
   p.finalize();
   await reading;
   return Readable.from([Buffer.concat(chunks)]);
+}
+
+/** The filesystem's own options of a mountinfo line (newer kernels show volatile as fsync=volatile). */
+function superOptions(line: string | undefined): string {
+  return line?.split(' - ')[1]?.split(' ')[2] ?? '';
 }
 
 describe('overlay driver', () => {
@@ -105,6 +110,46 @@ describe('overlay driver', () => {
       assert.deepEqual(status.map(([k]) => k), ['Backing Filesystem', 'Supports d_type', 'Native Overlay Diff', 'userxattr']);
       assert.deepEqual(status.slice(1).map(([, v]) => v), ['true', 'true', 'false']);
       assert.notEqual(status[0]![1], '');
+    } finally {
+      await driver.cleanup();
+    }
+  });
+
+  it('mounts container layers volatile, mounts them again after the marker it leaves, and keeps the writes', async () => {
+    const root = join(base, 'volatile');
+    const driver = new OverlayDriver(root);
+    await driver.init();
+    try {
+      await driver.create('img', null);
+      await driver.applyDiff('img', null, await oneFileTar('a', 'a'));
+      await driver.createReadWrite('c1', 'img');
+      for (let round = 0; round < 2; round++) {
+        const merged = await driver.get('c1');
+        const line = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === merged);
+        assert.match(superOptions(line), /(^|,)(fsync=)?volatile(,|$)/, 'a read-write layer is mounted with volatile');
+        writeFileSync(join(merged, `written-${round}`), 'kept');
+        await driver.put('c1');
+        assert.equal((await mountsUnder(merged)).length, 0);
+      }
+      assert.deepEqual(readdirSync(join(root, 'c1', 'diff')).sort(), ['written-0', 'written-1']);
+    } finally {
+      await driver.cleanup();
+    }
+  });
+
+  it('mounts container layers with a sync at unmount when volatile is off', async () => {
+    const root = join(base, 'not-volatile');
+    const driver = new OverlayDriver(root, { volatile: false });
+    await driver.init();
+    try {
+      await driver.create('img', null);
+      await driver.applyDiff('img', null, await oneFileTar('a', 'a'));
+      await driver.createReadWrite('c1', 'img');
+      const merged = await driver.get('c1');
+      const line = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === merged);
+      assert.ok(line, 'mounted');
+      assert.doesNotMatch(superOptions(line), /volatile/);
+      await driver.put('c1');
     } finally {
       await driver.cleanup();
     }
