@@ -1,6 +1,7 @@
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
 import { createGunzip } from 'node:zlib';
+import type { DigestWorker, OffThreadHash } from './digest-worker.js';
 
 export function sha256(data: string | Uint8Array): string {
   return 'sha256:' + createHash('sha256').update(data).digest('hex');
@@ -22,23 +23,38 @@ const GUNZIP_INPUT_BYTES = 512 * 1024;
 /** Stream buffers on the layer path: above the chunk size, so a chunk does not stall each hop. */
 export const LAYER_STREAM_BUFFER = 1024 * 1024;
 
-/** Passes bytes through unchanged while hashing and counting them. */
+/** Passes bytes through unchanged while hashing them on the digest worker and counting them. */
 export class HashingStream extends Transform {
-  private readonly hash: Hash = createHash('sha256');
+  private readonly hash: OffThreadHash;
+  private result: Promise<string> | undefined;
   bytes = 0;
 
-  constructor() {
+  constructor(digests: DigestWorker) {
     super({ highWaterMark: LAYER_STREAM_BUFFER });
+    this.hash = digests.hash();
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    this.hash.update(chunk);
     this.bytes += chunk.length;
-    done(null, chunk);
+    const full = this.hash.update(chunk);
+    if (full) full.then(() => done(null, chunk), done);
+    else done(null, chunk);
   }
 
-  digest(): string {
-    return 'sha256:' + this.hash.digest('hex');
+  override _flush(done: TransformCallback): void {
+    this.result = this.hash.digest();
+    this.result.catch(() => undefined);
+    done();
+  }
+
+  override _destroy(err: Error | null, done: (err: Error | null) => void): void {
+    if (!this.result) this.hash.discard();
+    done(err);
+  }
+
+  /** "sha256:…" of every byte that passed; the stream must have finished. */
+  digest(): Promise<string> {
+    return this.result ?? Promise.reject(new Error('the stream has not finished'));
   }
 }
 

@@ -4,6 +4,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type GraphDriver, type Logger, errorMessage, invalid, systemError, writeJsonAtomic } from '@tsengine/core';
 import { HashingStream, decompressed, hex, sha256 } from './digest.js';
+import type { DigestWorker } from './digest-worker.js';
 import { KeyedMutex, Semaphore } from './mutex.js';
 import { TarSplitRecorder, assemble } from './tarsplit.js';
 
@@ -36,6 +37,7 @@ export class LayerStore {
     root: string,
     private readonly driver: GraphDriver,
     private readonly log: Logger,
+    private readonly digests: DigestWorker,
   ) {
     this.dir = join(root, 'layerdb');
   }
@@ -292,7 +294,7 @@ export class LayerStore {
   /** Streams the tar into the driver and its tar-split, checking its digest; returns the bytes applied. */
   private async applyTar(record: LayerRecord, parentCacheId: string | null, open: () => Promise<Readable>, streams: StreamGroup): Promise<number> {
     const { chainId, diffId } = record;
-    const hashing = new HashingStream();
+    const hashing = new HashingStream(this.digests);
     const recorder = new TarSplitRecorder(this.splitPath(chainId));
     const raw = await open();
     let source: Readable | undefined;
@@ -315,7 +317,7 @@ export class LayerStore {
         throw invalid(`reading layer ${diffId}: ${errorMessage(err)}`, err);
       });
       await recorder.written;
-      const actual = hashing.digest();
+      const actual = await hashing.digest();
       if (actual !== diffId) throw invalid(`layer digest mismatch: the tar has diff ID ${actual}, the image config expects ${diffId}`);
       return size;
     } catch (err) {

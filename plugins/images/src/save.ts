@@ -65,9 +65,9 @@ export async function saveArchive(svc: LocalImageService, names: string[], out: 
         const path = `blobs/sha256/${hex(layer.diffId)}`;
         if (!written.has(path)) {
           const file = join(dir, hex(layer.diffId));
-          const hashing = new HashingStream();
+          const hashing = new HashingStream(svc.digests);
           await pipeline(await svc.layers.diff(layer.chainId), hashing, createWriteStream(file));
-          const digest = hashing.digest();
+          const digest = await hashing.digest();
           if (digest !== layer.diffId) {
             throw systemError(`cannot save layer ${layer.chainId}: the graph driver's diff has digest ${digest}, the image config expects ${layer.diffId}`);
           }

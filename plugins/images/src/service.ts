@@ -20,6 +20,7 @@ import {
   notFound,
 } from '@tsengine/core';
 import { HashingStream, decompressed, hex, sha256 } from './digest.js';
+import { DigestWorker } from './digest-worker.js';
 import { ImageDb, type StoredImage } from './image-store.js';
 import { LayerStore } from './layer-store.js';
 import { Mutex } from './mutex.js';
@@ -49,6 +50,8 @@ export class LocalImageService implements ImageService {
   readonly refs: ReferenceStore;
   private readonly lock = new Mutex();
   private readonly checkers: ImageUsageChecker[] = [];
+  /** Hashes layers off the main thread; closed with the service. */
+  readonly digests = new DigestWorker();
 
   constructor(
     readonly root: string,
@@ -56,7 +59,7 @@ export class LocalImageService implements ImageService {
     private readonly log: Logger,
     private readonly applyConcurrency = LAYER_APPLY_CONCURRENCY,
   ) {
-    this.layers = new LayerStore(root, driver, log);
+    this.layers = new LayerStore(root, driver, log, this.digests);
     this.images = new ImageDb(root, log);
     this.refs = new ReferenceStore(root);
   }
@@ -257,9 +260,9 @@ export class LocalImageService implements ImageService {
     const dir = await this.tempDir('layer');
     const file = join(dir, 'layer.tar');
     try {
-      const hashing = new HashingStream();
+      const hashing = new HashingStream(this.digests);
       await pipeline(await decompressed(source), hashing, createWriteStream(file));
-      return { dir, file, diffId: hashing.digest() };
+      return { dir, file, diffId: await hashing.digest() };
     } catch (err) {
       await rm(dir, { recursive: true, force: true });
       throw err;

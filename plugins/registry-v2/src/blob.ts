@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EngineError, errorMessage } from '@tsengine/core';
+import type { DigestWorker } from '@tsengine/images';
 import type { Repository } from './endpoint.js';
 import { TransportError } from './http.js';
 import { VerifyingStream } from './verify.js';
@@ -53,6 +54,7 @@ export interface BlobDescriptor {
  * the blob again and skipping what was already passed on. The consumer never sees a byte twice.
  */
 export function downloadBlob(
+  digests: DigestWorker,
   repo: Repository,
   desc: BlobDescriptor,
   policy: RetryPolicy,
@@ -61,7 +63,7 @@ export function downloadBlob(
   onRetry?: (err: unknown) => void,
   bufferBytes?: number,
 ): Readable {
-  const verify = new VerifyingStream(desc.digest, desc.size, onBytes, bufferBytes);
+  const verify = new VerifyingStream(digests, desc.digest, desc.size, onBytes, bufferBytes);
   let delivered = 0;
   const once_ = async (): Promise<void> => {
     const { body, partial } = await repo.blob(desc.digest, delivered);

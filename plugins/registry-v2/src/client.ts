@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import type { ImageService, LoginResult, PullRequest, PullResult, PushRequest, PushResult, RegistryAuth, RegistryClient } from '@tsengine/core';
+import { DigestWorker } from '@tsengine/images';
 import { TokenCache } from './auth.js';
 import { EndpointResolver } from './endpoint.js';
 import { login } from './login.js';
@@ -16,6 +17,8 @@ export class RegistryV2Client implements RegistryClient {
   private readonly pusher: Pusher;
   private readonly resolver: EndpointResolver;
   private readonly tokens = new TokenCache();
+  /** Blob digests are checked off the main thread; closed with the plugin. */
+  readonly digests = new DigestWorker();
 
   constructor(
     images: ImageService,
@@ -25,8 +28,8 @@ export class RegistryV2Client implements RegistryClient {
   ) {
     this.resolver = new EndpointResolver(options);
     const sources = new BlobSources(join(stateDir));
-    this.puller = new Puller(images, options, this.resolver, this.tokens, sources);
-    this.pusher = new Pusher(images, options, this.resolver, this.tokens, sources);
+    this.puller = new Puller(images, options, this.resolver, this.tokens, sources, this.digests);
+    this.pusher = new Pusher(images, options, this.resolver, this.tokens, sources, this.digests);
   }
 
   pull(request: PullRequest, progress: Writable, signal: AbortSignal): Promise<PullResult> {

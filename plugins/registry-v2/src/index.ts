@@ -17,10 +17,11 @@ export default definePlugin<RegistryOptions>({
   requires: [ImageServiceCapability.name],
   parseOptions,
   register(container, ctx) {
-    let client: RegistryClient | undefined;
     const stateDir = join(ctx.settings.dataRoot, 'registry-v2');
     // The image service exists only after the images plugin's init, so it is resolved on first use.
+    let client: RegistryV2Client | undefined;
     const get = (): RegistryClient => (client ??= new RegistryV2Client(container.resolve<ImageService>(ImageServiceCapability.token), ctx.options, stateDir));
+    ctx.onShutdown(() => client?.digests.close());
     ctx.provide(RegistryClientCapability, 'v2', () => get());
     const active = () => container.resolve<RegistryClient>(RegistryClientCapability.token);
     ctx.handle('image.pull', async (job) => active().pull(job.input, job.stdout, job.signal));

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { EngineError, type ImageService, type PullRequest, type PullResult, errorMessage, invalid, notFound } from '@tsengine/core';
-import { type Reference, familiarName, familiarString, parseNormalized, referenceString } from '@tsengine/images';
+import { type DigestWorker, type Reference, familiarName, familiarString, parseNormalized, referenceString } from '@tsengine/images';
 import type { TokenCache } from './auth.js';
 import { downloadBlob, withRetries } from './blob.js';
 import { type EndpointResolver, MEDIA, Repository, Session } from './endpoint.js';
@@ -85,6 +85,7 @@ export class Puller {
     private readonly resolver: EndpointResolver,
     private readonly tokens: TokenCache,
     private readonly sources: BlobSources,
+    private readonly digests: DigestWorker,
   ) {}
 
   async pull(request: PullRequest, out: Progress, signal: AbortSignal): Promise<PullResult> {
@@ -232,7 +233,7 @@ export class Puller {
   private async fetchConfig(repo: Repository, desc: Descriptor, signal: AbortSignal): Promise<Buffer> {
     if (desc.size > this.options.maxManifestBytes) throw new EngineError('invalid', `config ${desc.digest} is ${desc.size} bytes, more than the ${this.options.maxManifestBytes} bytes accepted`);
     const chunks: Buffer[] = [];
-    for await (const chunk of downloadBlob(repo, desc, { retries: 0, retryDelayMs: 0 }, signal)) chunks.push(chunk as Buffer);
+    for await (const chunk of downloadBlob(this.digests, repo, desc, { retries: 0, retryDelayMs: 0 }, signal)) chunks.push(chunk as Buffer);
     return Buffer.concat(chunks);
   }
 
@@ -241,6 +242,7 @@ export class Puller {
     const id = shortId(desc.digest);
     out.status('Pulling fs layer', id);
     const blob = downloadBlob(
+      this.digests,
       repo,
       desc,
       this.options,

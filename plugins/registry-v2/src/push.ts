@@ -7,6 +7,7 @@ import type { TokenCache } from './auth.js';
 import { type EndpointResolver, MEDIA, Repository, Session } from './endpoint.js';
 import type { RegistryOptions } from './options.js';
 import { Progress, shortId } from './progress.js';
+import type { DigestWorker } from '@tsengine/images';
 import { splitName } from './pull.js';
 import type { BlobSources } from './sources.js';
 import { VerifyingStream, sha256 } from './verify.js';
@@ -72,6 +73,7 @@ export class Pusher {
     private readonly resolver: EndpointResolver,
     private readonly tokens: TokenCache,
     private readonly sources: BlobSources,
+    private readonly digests: DigestWorker,
   ) {}
 
   async push(request: PushRequest, out: Progress, signal: AbortSignal): Promise<PushResult> {
@@ -178,7 +180,7 @@ export class Pusher {
     }
     const tar = await this.images.layerTar(chainId);
     // The size is unknown until the tar is read; the progress total stays 0 like docker's for streams.
-    const verify = new VerifyingStream(diffId, undefined);
+    const verify = new VerifyingStream(this.digests, diffId, undefined);
     const measure = new Measure((bytes) => out.bytes('Pushing', id, bytes, 0));
     tar.on('error', (err) => verify.destroy(err));
     let body: Readable = tar.pipe(verify);
