@@ -249,8 +249,9 @@ export class DigestWorker {
     if (this.open > 0 || this.idleTimer || !this.worker) return;
     this.idleTimer = setTimeout(() => {
       this.idleTimer = undefined;
-      if (this.open > 0 || this.digests.size > 0 || !this.worker) return;
-      void this.close();
+      // A digest still on its way back: look again later.
+      if (this.digests.size > 0) this.scheduleIdle();
+      else if (this.open === 0 && this.worker) void this.close();
     }, this.idleMs);
     this.idleTimer.unref();
   }
