@@ -57,3 +57,30 @@ it('starts always and unless-stopped containers with the daemon, but not stopped
   // The restarted container works: exec reaches it.
   assert.equal((await ok(['exec', 'a1', 'echo', 'back'])).trim(), 'back');
 });
+
+it('removes a --rm container that outlived a killed daemon when the next one starts, as docker does', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'tsengine-restart-rm-data-'));
+  let first: Daemon | undefined;
+  let second: Daemon | undefined;
+  try {
+    first = await startDaemon({ plugins: PLUGINS, config: { graphdriver: 'overlay' }, dataRoot: root });
+    const imported = await docker(first, ['import', '-c', 'CMD ["sh"]', '-', 'busybox:latest'], { input: await busyboxRootfsTar() });
+    assert.equal(imported.status, 0, imported.stderr);
+    const run = await docker(first, ['run', '-d', '--rm', '--name', 'ephemeral', 'busybox', 'sleep', '3600']);
+    assert.equal(run.status, 0, run.stderr);
+    const kept = await docker(first, ['run', '-d', '--name', 'kept', 'busybox', 'sleep', '3600']);
+    assert.equal(kept.status, 0, kept.stderr);
+    process.kill(first.pid, 'SIGKILL');
+    await first.exited;
+    await first.stop();
+    second = await startDaemon({ plugins: PLUGINS, config: { graphdriver: 'overlay' }, dataRoot: root });
+    const names = await docker(second, ['ps', '-a', '--format', '{{.Names}} {{.Status}}']);
+    assert.equal(names.status, 0, names.stderr);
+    assert.match(names.stdout, /^kept Exited \(255\)/m);
+    assert.doesNotMatch(names.stdout, /ephemeral/);
+    await docker(second, ['rm', '-f', 'kept']);
+  } finally {
+    await second?.stop();
+    await rm(root, { recursive: true, force: true });
+  }
+});

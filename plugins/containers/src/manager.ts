@@ -373,10 +373,12 @@ export class ContainerManager {
     };
     record.HasBeenManuallyStopped = false;
     entry.exitDone = proc.exited.then((status) => this.handleExit(entry, status));
-    // Not awaited: the start answers once the program runs (an fsync'd write took 2–12 ms of it).
-    // The write stays in order with the later ones; a daemon dying before it lands finds the
-    // container as created, where it would otherwise mark it exited.
-    void this.save(record).catch((err) => this.log.error({ id: record.Id, err: errorMessage(err) }, 'saving state failed'));
+    const saved = this.save(record);
+    // A --rm container's start answers without waiting for the write (an fsync'd write took 2–12
+    // ms of it): whichever state a daemon dying meanwhile leaves on disk, restore removes the
+    // container. Others keep docker's order, running on disk before the start returns.
+    if (record.HostConfig.AutoRemove) void saved.catch((err) => this.log.error({ id: record.Id, err: errorMessage(err) }, 'saving state failed'));
+    else await saved;
     this.log.info({ id: record.Id, pid: proc.pid }, 'container started');
     this.emit(record, 'start');
   }
