@@ -7,25 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { DEFAULT_PLUGINS } from '@tsengine/cli';
 import { BASE_PLUGINS, type CommandResult, runCommand, startDaemon, tsengine } from '../helpers/daemon.js';
 import { busyboxRootfsTar } from '../helpers/images.js';
-
-/** A /22 in 10.0.0.0/8 that no route on this machine covers, so the engine's default bridge cannot clash. */
-function freeSubnet(): string {
-  const routes = readFileSync('/proc/net/route', 'utf8')
-    .split('\n')
-    .slice(1)
-    .filter(Boolean)
-    .map((line) => line.trim().split(/\s+/))
-    .map(([, dest, , , , , , mask]) => [Buffer.from(dest!, 'hex').readUInt32LE(0), Buffer.from(mask!, 'hex').readUInt32LE(0)] as const)
-    .filter(([, mask]) => mask !== 0);
-  for (let attempt = 0; attempt < 200; attempt++) {
-    const x = 100 + Math.floor(Math.random() * 150);
-    const y = Math.floor(Math.random() * 63) * 4;
-    const base = ((10 << 24) | (x << 16) | (y << 8)) >>> 0;
-    // /proc/net/route prints addresses in host (little-endian) byte order, hence readUInt32LE above.
-    if (!routes.some(([dest, mask]) => ((dest & Math.min(mask, 0xfffffc00)) >>> 0) === ((base & Math.min(mask, 0xfffffc00)) >>> 0))) return `10.${x}.${y}`;
-  }
-  throw new Error('no free 10.x.y.0/22 block for the embedded engine bridge');
-}
+import { freeSubnets } from '../helpers/network.js';
 
 /** Processes running exactly `argv` (a container's command line, seen from the host). */
 function processesRunning(argv: string[]): number[] {
@@ -60,7 +42,7 @@ describe('tsengine --embedded (no daemon)', () => {
     work = await mkdtemp(join(tmpdir(), 'tsengine-embedded-test-'));
     dataRoot = join(work, 'data');
     bridge = `tsm${process.pid % 100000}`;
-    const block = freeSubnet();
+    const block = freeSubnets(4)[0]!;
     const plugins = DEFAULT_PLUGINS.map((ref) => (ref === '@tsengine/networks' ? { plugin: ref, options: { bip: `${block}.1/24`, 'bridge-name': bridge } } : ref));
     await writeFile(join(work, '.tsenginerc.json'), JSON.stringify({ plugins }, null, 2));
     execRootsBefore = embeddedExecRoots();

@@ -8,35 +8,11 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type Daemon, docker, startDaemon, tsengine } from '../helpers/daemon.js';
 import { busyboxRootfsTar } from '../helpers/images.js';
+import { freeSubnets, linkExists, linkGone } from '../helpers/network.js';
 
 /** Every test daemon gets its own bridge name and subnets, so suites never collide with each other or with dockerd. */
 function uniqueSuffix(): string {
   return randomBytes(3).toString('hex');
-}
-
-function parseRoutes(): Array<[number, number]> {
-  const table = execFileSync('cat', ['/proc/net/route'], { encoding: 'utf8' }).split('\n').slice(1);
-  const out: Array<[number, number]> = [];
-  for (const line of table) {
-    const f = line.trim().split(/\s+/);
-    if (f.length < 8 || Number.parseInt(f[7]!, 16) === 0) continue;
-    const swap = (hex: string) => Number.parseInt(hex.match(/../g)!.reverse().join(''), 16) >>> 0;
-    out.push([swap(f[1]!), swap(f[7]!)]);
-  }
-  return out;
-}
-
-/** A free 10.X.Y.0/22 block: four /24s for one daemon (default bridge plus three networks). */
-function freeBlock(): string {
-  const routes = parseRoutes();
-  for (let attempt = 0; attempt < 200; attempt++) {
-    const x = 100 + Math.floor(Math.random() * 150);
-    const y = Math.floor(Math.random() * 63) * 4;
-    const base = ((10 << 24) | (x << 16) | (y << 8)) >>> 0;
-    const mask = 0xfffffc00;
-    if (!routes.some(([dest, m]) => ((dest & Math.min(m, mask) & 0xffffffff) >>> 0) === ((base & Math.min(m, mask)) >>> 0))) return `10.${x}.${y}`;
-  }
-  throw new Error('no free 10.x.y.0/22 block for the test networks');
 }
 
 function subnetOf(block: string, i: number): string {
@@ -64,14 +40,6 @@ async function ok(daemon: Daemon, args: string[], input?: Buffer): Promise<strin
   return r.stdout;
 }
 
-function linkExists(name: string): boolean {
-  try {
-    execFileSync('ip', ['link', 'show', name], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function ourRules(bridges: string[]): string[] {
   const lines = ['filter', 'nat'].flatMap((t) => execFileSync('iptables', ['-w', '-t', t, '-S'], { encoding: 'utf8' }).split('\n'));
@@ -115,7 +83,7 @@ describe('networking through the docker CLI', () => {
   let daemonDir = '';
   const suffix = uniqueSuffix();
   const defaultBridge = `tse${suffix}`;
-  const block = freeBlock();
+  const block = freeSubnets(4)[0]!;
   const bridges: string[] = [defaultBridge];
 
   before(async () => {
@@ -386,7 +354,7 @@ describe('networking through the docker CLI', () => {
     const veth = `tsv${(JSON.parse(await ok(daemon!, ['inspect', id]))[0].NetworkSettings.EndpointID as string).slice(0, 10)}`;
     assert.equal(linkExists(veth), true);
     await ok(daemon!, ['rm', '-f', id]);
-    assert.equal(linkExists(veth), false);
+    assert.equal(await linkGone(veth), true, 'the veth is deleted');
     assert.ok(!(await mountsUnder(daemon!.execRoot)).includes(netns));
     assert.ok(!(await readdir(join(daemon!.execRoot, 'netns'))).includes(id));
   });
@@ -397,7 +365,7 @@ describe('networks across a daemon restart', () => {
     const dir = await mkdtemp(join(tmpdir(), 'tsengine-netrestart-'));
     const dataRoot = join(dir, 'data');
     const suffix = uniqueSuffix();
-    const block = freeBlock();
+    const block = freeSubnets(4)[0]!;
     const options = { bip: `${subnetOf(block, 0)}.1/24`, 'bridge-name': `tse${suffix}` };
     const config = { graphdriver: 'overlay' };
     let daemon: Daemon | undefined = await startDaemon({ plugins: pluginsFor(options), config, dataRoot });
@@ -439,7 +407,7 @@ describe('networks across a daemon restart', () => {
     // Both daemons share the exec root, as /run/tsengine would be shared.
     const execRoot = join(dir, 'run');
     const suffix = uniqueSuffix();
-    const block = freeBlock();
+    const block = freeSubnets(4)[0]!;
     const bridge = `tse${suffix}`;
     const start = () =>
       startDaemon({ plugins: pluginsFor({ bip: `${subnetOf(block, 0)}.1/24`, 'bridge-name': bridge }), config: { graphdriver: 'overlay' }, dataRoot, extraArgs: ['--exec-root', execRoot] });

@@ -1,49 +1,16 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type Daemon, docker, startDaemon } from '../helpers/daemon.js';
 import { busyboxRootfsTar } from '../helpers/images.js';
-
-/** Routes of the host as [destination, mask] pairs (host byte order). */
-function routes(): Array<[number, number]> {
-  const swap = (hex: string) => Number.parseInt(hex.match(/../g)!.reverse().join(''), 16) >>> 0;
-  return readFileSync('/proc/net/route', 'utf8')
-    .split('\n')
-    .slice(1)
-    .map((l) => l.trim().split(/\s+/))
-    .filter((f) => f.length >= 8 && Number.parseInt(f[7]!, 16) !== 0)
-    .map((f) => [swap(f[1]!), swap(f[7]!)]);
-}
-
-/** A free 10.X.Y.0/23: the default bridge in the first /24, the test network in the second. */
-function freeBlock(): [string, string] {
-  const taken = routes();
-  for (let attempt = 0; attempt < 200; attempt++) {
-    const x = 100 + Math.floor(Math.random() * 150);
-    const y = Math.floor(Math.random() * 127) * 2;
-    const base = ((10 << 24) | (x << 16) | (y << 8)) >>> 0;
-    const mask = 0xfffffe00;
-    if (!taken.some(([dest, m]) => ((dest & Math.min(m, mask)) >>> 0) === ((base & Math.min(m, mask)) >>> 0))) return [`10.${x}.${y}`, `10.${x}.${y + 1}`];
-  }
-  throw new Error('no free 10.x.y.0/23 block for the test networks');
-}
-
-function linkExists(name: string): boolean {
-  try {
-    execFileSync('ip', ['link', 'show', name], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { freeSubnets, linkExists } from '../helpers/network.js';
 
 describe('docker ps --filter network, volume, publish, expose, health and is-task', () => {
   let daemon: Daemon | undefined;
   const defaultBridge = `tsf${randomBytes(3).toString('hex')}`;
-  const [bridgeNet, userNet] = freeBlock();
+  const [bridgeNet, userNet] = freeSubnets(2) as [string, string];
   const network = `psf-${randomBytes(3).toString('hex')}`;
   let networkId = '';
   let bindSource = '';
