@@ -10,6 +10,9 @@ export const REPO_ROOT = resolve(__dirname, '..', '..', '..');
 export const CLI_MAIN = join(REPO_ROOT, 'cli', 'dist', 'src', 'main.js');
 export const BASE_PLUGINS = ['@tsengine/api-server', '@tsengine/system'];
 
+/** What running containers needs, without networks and volumes. */
+export const CONTAINER_PLUGINS = [...BASE_PLUGINS, '@tsengine/images', '@tsengine/graphdriver-overlay', '@tsengine/exec-native', '@tsengine/logdriver-json-file', '@tsengine/containers'];
+
 export type PluginRef = string | { plugin: string; options?: unknown };
 
 export interface StartDaemonOptions {

@@ -4,18 +4,10 @@ import { mkdtemp, readFile, readdir, readlink, rm, writeFile, mkdir } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { CLI_MAIN, type CommandResult, type Daemon, runCommand, startDaemon, tsengine } from '../helpers/daemon.js';
+import { CONTAINER_PLUGINS, CLI_MAIN, type CommandResult, type Daemon, runCommand, startDaemon, tsengine } from '../helpers/daemon.js';
 import { busyboxRootfsTar, readTar } from '../helpers/images.js';
 
-const PLUGINS = [
-  '@tsengine/api-server',
-  '@tsengine/system',
-  '@tsengine/images',
-  '@tsengine/graphdriver-overlay',
-  '@tsengine/exec-native',
-  '@tsengine/logdriver-json-file',
-  '@tsengine/containers',
-];
+const PLUGINS = CONTAINER_PLUGINS;
 
 /** Polls until `check` holds, failing with `what` after a generous deadline. */
 async function eventually(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {

@@ -3,10 +3,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, it } from 'node:test';
-import { type Daemon, docker, startDaemon } from '../helpers/daemon.js';
+import { CONTAINER_PLUGINS, type Daemon, docker, startDaemon } from '../helpers/daemon.js';
 import { busyboxRootfsTar } from '../helpers/images.js';
 
-const PLUGINS = ['@tsengine/api-server', '@tsengine/system', '@tsengine/images', '@tsengine/graphdriver-overlay', '@tsengine/exec-native', '@tsengine/logdriver-json-file', '@tsengine/containers'];
+const PLUGINS = CONTAINER_PLUGINS;
 
 let daemon: Daemon | undefined;
 let dataRoot = '';

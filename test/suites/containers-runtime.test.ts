@@ -2,18 +2,10 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
-import { type CommandResult, type Daemon, docker, runCommand, startDaemon } from '../helpers/daemon.js';
+import { CONTAINER_PLUGINS, type CommandResult, type Daemon, docker, runCommand, startDaemon } from '../helpers/daemon.js';
 import { busyboxRootfsTar } from '../helpers/images.js';
 
-const PLUGINS = [
-  '@tsengine/api-server',
-  '@tsengine/system',
-  '@tsengine/images',
-  '@tsengine/graphdriver-overlay',
-  '@tsengine/exec-native',
-  '@tsengine/logdriver-json-file',
-  '@tsengine/containers',
-];
+const PLUGINS = CONTAINER_PLUGINS;
 
 let daemon: Daemon;
 

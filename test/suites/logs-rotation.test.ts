@@ -4,18 +4,10 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
-import { type CommandResult, type Daemon, docker, startDaemon } from '../helpers/daemon.js';
+import { CONTAINER_PLUGINS, type CommandResult, type Daemon, docker, startDaemon } from '../helpers/daemon.js';
 import { busyboxRootfsTar } from '../helpers/images.js';
 
-const PLUGINS = [
-  '@tsengine/api-server',
-  '@tsengine/system',
-  '@tsengine/images',
-  '@tsengine/graphdriver-overlay',
-  '@tsengine/exec-native',
-  '@tsengine/logdriver-json-file',
-  '@tsengine/containers',
-];
+const PLUGINS = CONTAINER_PLUGINS;
 
 let daemon: Daemon;
 
