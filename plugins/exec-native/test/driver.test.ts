@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -28,9 +28,23 @@ before(() => {
 after(async () => {
   for (const id of started) await driver.destroy(id).catch(() => undefined);
   await driver.close();
+  // Groups a failed test left (a stand-in daemon's parking group) must not keep the parent.
+  for (const hierarchy of readdirSync('/sys/fs/cgroup')) {
+    const groupDir = `/sys/fs/cgroup/${hierarchy}/${parent}`;
+    if (!existsSync(groupDir)) continue;
+    for (const child of readdirSync(groupDir, { withFileTypes: true })) if (child.isDirectory()) rmdirQuietly(join(groupDir, child.name));
+  }
   driver.removeCgroupParent();
   rmSync(dir, { recursive: true, force: true });
 });
+
+function rmdirQuietly(path: string): void {
+  try {
+    rmdirSync(path);
+  } catch {
+    // still in use: reported by the test that left it
+  }
+}
 
 function spec(args: string[], overrides: Partial<ContainerSpec> = {}, proc: Partial<ProcessSpec> = {}): ContainerSpec {
   const id = `t${process.pid}-${++counter}`;
@@ -532,9 +546,11 @@ const t = setInterval(() => { const [pid] = d.prestartedPids(); if (pid) { conso
     await sleep(500);
     const parkedBy = (owner: number | undefined) => readdirSync(`/sys/fs/cgroup/pids/${parent}`).filter((name) => name.startsWith(`prestart-${owner}-`));
     assert.equal(parkedBy(daemon.pid).length, 1, 'the pre-started init waits in a group of its own');
+    const reaped = new Promise((resolve) => daemon.once('exit', resolve));
     daemon.kill('SIGKILL');
     await waitFor(() => !alive(pid), 30_000);
-    // The next daemon clears the dead one's parking group.
+    // The next daemon clears the dead one's parking group; until reaped, the dead one counts as alive.
+    await reaped;
     const next = new NativeExecDriver({ cgroupParent: parent, prestart: 0 });
     try {
       await waitFor(() => parkedBy(daemon.pid).length === 0, 30_000);
