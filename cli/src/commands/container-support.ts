@@ -32,25 +32,6 @@ export function containerPath(ref: string): string {
   return encodeURIComponent(ref);
 }
 
-/**
- * Runs `action` for each container like docker's multi-container commands: prints what it returns
- * (usually the name as given), collects daemon errors, and fails with all of them at the end.
- */
-export async function eachContainer(context: CliContext, refs: string[], action: (ref: string) => Promise<string | undefined>): Promise<void> {
-  const errors: string[] = [];
-  for (const ref of refs) {
-    try {
-      const line = await action(ref);
-      if (line !== undefined) context.stdout.write(`${line}\n`);
-    } catch (err) {
-      if (err instanceof DaemonError) errors.push(`Error response from daemon: ${err.message}`);
-      else if (err instanceof CliError) errors.push(err.message);
-      else throw err;
-    }
-  }
-  if (errors.length) throw new CliError(errors.join('\n'));
-}
-
 /** Docker's stdcopy frames: 8-byte header [stream, 0, 0, 0, uint32 BE length] then the payload. */
 export async function demultiplex(source: Readable, stdout: Writable, stderr: Writable): Promise<void> {
   let pending: Buffer = Buffer.alloc(0);

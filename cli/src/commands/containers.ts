@@ -3,14 +3,13 @@ import type { Command } from 'commander';
 import { CliError, type CommandModule, withHostOption } from '../context.js';
 import { DaemonError, type DockerClient } from '../client/index.js';
 import { alignTabs, bytesSize, formatTable, humanDuration, humanSize } from '../format/index.js';
-import { checkArgs, clientFor, collect, collectFilter, confirm, filtersJson, goTimeString, imagePath, parseFormat, printInspected, renderRows, shortId } from './image-support.js';
+import { checkArgs, clientFor, collect, collectFilter, confirm, eachObject, filtersJson, goTimeString, imagePath, parseFormat, printInspected, renderRows, shortId } from './image-support.js';
 import {
   apiTimestamp,
   both,
   containerPath,
   copyRaw,
   demultiplex,
-  eachContainer,
   envFile,
   envList,
   forwardResize,
@@ -39,7 +38,7 @@ export const containerCommands: CommandModule = (program, context) => {
         checkArgs(cmd, refs, 1);
         const client = clientFor(context, cmd);
         const t = options.time ?? options.timeout;
-        await eachContainer(context, refs, async (ref) => {
+        await eachObject(context, refs, async (ref) => {
           await client.request('POST', `/containers/${containerPath(ref)}/stop`, { query: { t, signal: options.signal } });
           return ref;
         });
@@ -56,7 +55,7 @@ export const containerCommands: CommandModule = (program, context) => {
       .action(async (refs: string[], options: { signal?: string; time?: string }, cmd: Command) => {
         checkArgs(cmd, refs, 1);
         const client = clientFor(context, cmd);
-        await eachContainer(context, refs, async (ref) => {
+        await eachObject(context, refs, async (ref) => {
           await client.request('POST', `/containers/${containerPath(ref)}/restart`, { query: { t: options.time, signal: options.signal } });
           return ref;
         });
@@ -72,7 +71,7 @@ export const containerCommands: CommandModule = (program, context) => {
       .action(async (refs: string[], options: { signal?: string }, cmd: Command) => {
         checkArgs(cmd, refs, 1);
         const client = clientFor(context, cmd);
-        await eachContainer(context, refs, async (ref) => {
+        await eachObject(context, refs, async (ref) => {
           await client.request('POST', `/containers/${containerPath(ref)}/kill`, { query: { signal: options.signal } });
           return ref;
         });
@@ -93,7 +92,7 @@ export const containerCommands: CommandModule = (program, context) => {
         .action(async (refs: string[], options: { force?: boolean; volumes?: boolean; link?: boolean }, cmd: Command) => {
           checkArgs(cmd, refs, 1);
           const client = clientFor(context, cmd);
-          await eachContainer(context, refs, async (ref) => {
+          await eachObject(context, refs, async (ref) => {
             if (ref.replace(/^\/+/, '') === '') throw new CliError('Error: container name cannot be empty');
             await client.request('DELETE', `/containers/${containerPath(ref)}`, { query: { force: options.force || undefined, v: options.volumes || undefined, link: options.link || undefined } });
             return ref;
@@ -110,7 +109,7 @@ export const containerCommands: CommandModule = (program, context) => {
       .action(async (refs: string[], _options: unknown, cmd: Command) => {
         checkArgs(cmd, refs, 1);
         const client = clientFor(context, cmd);
-        await eachContainer(context, refs, async (ref) => (await client.request('POST', `/containers/${containerPath(ref)}/pause`), ref));
+        await eachObject(context, refs, async (ref) => (await client.request('POST', `/containers/${containerPath(ref)}/pause`), ref));
       }),
   );
 
@@ -122,7 +121,7 @@ export const containerCommands: CommandModule = (program, context) => {
       .action(async (refs: string[], _options: unknown, cmd: Command) => {
         checkArgs(cmd, refs, 1);
         const client = clientFor(context, cmd);
-        await eachContainer(context, refs, async (ref) => (await client.request('POST', `/containers/${containerPath(ref)}/unpause`), ref));
+        await eachObject(context, refs, async (ref) => (await client.request('POST', `/containers/${containerPath(ref)}/unpause`), ref));
       }),
   );
 
@@ -134,7 +133,7 @@ export const containerCommands: CommandModule = (program, context) => {
       .action(async (refs: string[], _options: unknown, cmd: Command) => {
         checkArgs(cmd, refs, 1);
         const client = clientFor(context, cmd);
-        await eachContainer(context, refs, async (ref) => {
+        await eachObject(context, refs, async (ref) => {
           const result = await client.request<{ StatusCode: number; Error?: { Message?: string } | null }>('POST', `/containers/${containerPath(ref)}/wait`);
           if (result.Error?.Message) throw new CliError(result.Error.Message);
           return String(result.StatusCode);

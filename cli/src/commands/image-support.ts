@@ -243,6 +243,25 @@ export function printInspected(context: CliContext, found: unknown[], errors: st
   if (errors.length) throw new CliError(errors.join('\n'));
 }
 
+/**
+ * Runs `action` for each named object (container, network, volume) like docker's multi-object commands: prints what it returns
+ * (usually the name as given), collects daemon errors, and fails with all of them at the end.
+ */
+export async function eachObject(context: CliContext, refs: string[], action: (ref: string) => Promise<string | undefined>): Promise<void> {
+  const errors: string[] = [];
+  for (const ref of refs) {
+    try {
+      const line = await action(ref);
+      if (line !== undefined) context.stdout.write(`${line}\n`);
+    } catch (err) {
+      if (err instanceof DaemonError) errors.push(`Error response from daemon: ${err.message}`);
+      else if (err instanceof CliError) errors.push(err.message);
+      else throw err;
+    }
+  }
+  if (errors.length) throw new CliError(errors.join('\n'));
+}
+
 /** GETs each object's path in turn; a daemon error for one is collected (docker's wording), not fatal. */
 export async function inspectEach(client: DockerClient, names: string[], pathOf: (name: string) => string): Promise<{ found: unknown[]; errors: string[] }> {
   const found: unknown[] = [];

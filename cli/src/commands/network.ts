@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { DaemonError } from '../client/index.js';
 import { type CliContext, CliError, type CommandModule, withHostOption } from '../context.js';
 import { formatTable } from '../format/index.js';
-import { checkArgs, clientFor, collect, collectFilter, confirm, filtersJson, parseFormat, inspectEach, printInspected, renderRows } from './image-support.js';
+import { checkArgs, clientFor, collect, collectFilter, confirm, eachObject, filtersJson, parseFormat, inspectEach, printInspected, renderRows } from './image-support.js';
 
 const PRUNE_WARNING = 'WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue?';
 
@@ -173,18 +173,15 @@ function remove(command: Command, context: CliContext): void {
     .action(async (names: string[], options: { force?: boolean }, cmd: Command) => {
       checkArgs(cmd, names, 1);
       const client = clientFor(context, cmd);
-      const errors: string[] = [];
-      for (const name of names) {
+      await eachObject(context, names, async (name) => {
         try {
           await client.request('DELETE', `/networks/${encodeURIComponent(name)}`);
-          context.stdout.write(`${name}\n`);
         } catch (err) {
-          if (!(err instanceof DaemonError)) throw err;
-          if (options.force && err.status === 404) continue;
-          errors.push(`Error response from daemon: ${err.message}`);
+          if (options.force && err instanceof DaemonError && err.status === 404) return undefined;
+          throw err;
         }
-      }
-      if (errors.length) throw new CliError(errors.join('\n'));
+        return name;
+      });
     });
 }
 

@@ -1,9 +1,8 @@
 import type { Volume } from '@tsengine/core';
 import type { Command } from 'commander';
-import { DaemonError } from '../client/index.js';
 import { type CliContext, CliError, type CommandModule, withHostOption } from '../context.js';
 import { formatTable, humanSize } from '../format/index.js';
-import { checkArgs, clientFor, collect, collectFilter, confirm, filtersJson, parseFormat, inspectEach, printInspected, renderRows } from './image-support.js';
+import { checkArgs, clientFor, collect, collectFilter, confirm, eachObject, filtersJson, parseFormat, inspectEach, printInspected, renderRows } from './image-support.js';
 
 type PruneReport = { VolumesDeleted: string[] | null; SpaceReclaimed: number };
 
@@ -143,17 +142,10 @@ function remove(command: Command, context: CliContext): void {
     .action(async (names: string[], options: { force?: boolean }, cmd: Command) => {
       checkArgs(cmd, names, 1);
       const client = clientFor(context, cmd);
-      const errors: string[] = [];
-      for (const name of names) {
-        try {
-          await client.request('DELETE', `/volumes/${encodeURIComponent(name)}`, { query: { force: options.force || undefined } });
-          context.stdout.write(`${name}\n`);
-        } catch (err) {
-          if (!(err instanceof DaemonError)) throw err;
-          errors.push(`Error response from daemon: ${err.message}`);
-        }
-      }
-      if (errors.length) throw new CliError(errors.join('\n'));
+      await eachObject(context, names, async (name) => {
+        await client.request('DELETE', `/volumes/${encodeURIComponent(name)}`, { query: { force: options.force || undefined } });
+        return name;
+      });
     });
 }
 
