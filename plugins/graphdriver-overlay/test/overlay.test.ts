@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -7,7 +7,7 @@ import { after, describe, it } from 'node:test';
 import { pack } from 'tar-stream';
 import { PluginSkip } from '@tsengine/core';
 import { MNT, mount, umount } from '@tsengine/linux';
-import plugin, { MOUNT_DATA_LIMIT, OverlayDriver, mountsUnder } from '../src/index.js';
+import plugin, { MOUNT_DATA_LIMIT, OverlayDriver, type OverlayOptions, mountsUnder } from '../src/index.js';
 
 const base = mkdtempSync(join(tmpdir(), 'tsengine-overlay-'));
 after(async () => {
@@ -27,9 +27,24 @@ async function oneFileTar(name: string, content: string): Promise<Readable> {
   return Readable.from([Buffer.concat(chunks)]);
 }
 
-/** The filesystem's own options of a mountinfo line (newer kernels show volatile as fsync=volatile). */
-function superOptions(line: string | undefined): string {
+/** The filesystem's own options of the mount at `path` (newer kernels show volatile as fsync=volatile); "" when not mounted. */
+function superOptionsAt(path: string): string {
+  const line = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === path);
   return line?.split(' - ')[1]?.split(' ')[2] ?? '';
+}
+
+/** A driver under `root` with one image layer "img" and a container layer "c1" on it; cleaned up after `body`. */
+async function withContainerLayer(root: string, options: OverlayOptions | undefined, body: (driver: OverlayDriver) => Promise<void>): Promise<void> {
+  const driver = new OverlayDriver(root, options);
+  await driver.init();
+  try {
+    await driver.create('img', null);
+    await driver.applyDiff('img', null, await oneFileTar('a', 'a'));
+    await driver.createReadWrite('c1', 'img');
+    await body(driver);
+  } finally {
+    await driver.cleanup();
+  }
 }
 
 describe('overlay driver', () => {
@@ -117,41 +132,36 @@ describe('overlay driver', () => {
 
   it('mounts container layers volatile, mounts them again after the marker it leaves, and keeps the writes', async () => {
     const root = join(base, 'volatile');
-    const driver = new OverlayDriver(root);
-    await driver.init();
-    try {
-      await driver.create('img', null);
-      await driver.applyDiff('img', null, await oneFileTar('a', 'a'));
-      await driver.createReadWrite('c1', 'img');
+    await withContainerLayer(root, undefined, async (driver) => {
       for (let round = 0; round < 2; round++) {
         const merged = await driver.get('c1');
-        const line = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === merged);
-        assert.match(superOptions(line), /(^|,)(fsync=)?volatile(,|$)/, 'a read-write layer is mounted with volatile');
+        assert.match(superOptionsAt(merged), /(^|,)(fsync=)?volatile(,|$)/, 'a read-write layer is mounted with volatile');
         writeFileSync(join(merged, `written-${round}`), 'kept');
         await driver.put('c1');
         assert.equal((await mountsUnder(merged)).length, 0);
       }
       assert.deepEqual(readdirSync(join(root, 'c1', 'diff')).sort(), ['written-0', 'written-1']);
-    } finally {
-      await driver.cleanup();
-    }
+    });
   });
 
   it('mounts container layers with a sync at unmount when volatile is off', async () => {
-    const root = join(base, 'not-volatile');
-    const driver = new OverlayDriver(root, { volatile: false });
-    await driver.init();
-    try {
-      await driver.create('img', null);
-      await driver.applyDiff('img', null, await oneFileTar('a', 'a'));
-      await driver.createReadWrite('c1', 'img');
+    await withContainerLayer(join(base, 'not-volatile'), { volatile: false }, async (driver) => {
       const merged = await driver.get('c1');
-      const line = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === merged);
-      assert.ok(line, 'mounted');
-      assert.doesNotMatch(superOptions(line), /volatile/);
+      const options = superOptionsAt(merged);
+      assert.notEqual(options, '', 'mounted');
+      assert.doesNotMatch(options, /volatile/);
       await driver.put('c1');
-    } finally {
+    });
+  });
+
+  it('takes a removed layer out of its place at once and deletes its files in the background', async () => {
+    const root = join(base, 'trash');
+    await withContainerLayer(root, undefined, async (driver) => {
+      writeFileSync(join(await driver.get('c1'), 'f'), 'data');
+      await driver.remove('c1');
+      assert.equal(existsSync(join(root, 'c1')), false);
       await driver.cleanup();
-    }
+      assert.deepEqual(readdirSync(join(root, '.trash')), [], 'the trash is empty once the driver has settled');
+    });
   });
 });
