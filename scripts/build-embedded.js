@@ -68,6 +68,10 @@ if (packages.includes('@tsengine/exec-native')) {
   // Each container's PID 1 starts as `node init.js`; the driver looks for it beside its own code.
   builds.push(esbuild.build({ ...common, entryPoints: [join(root, 'plugins/exec-native/dist/src/init.js')], outfile: join(outdir, 'init.js') }));
 }
+if (packages.includes('@tsengine/images')) {
+  // Gzip layers are inflated on a worker thread, whose program the plugin looks for beside its own code.
+  builds.push(esbuild.build({ ...common, entryPoints: [join(root, 'plugins/images/dist/src/gunzip-thread.js')], outfile: join(outdir, 'gunzip-thread.js') }));
+}
 Promise.all(builds)
   .then(() => {
     const files = readdirSync(outdir);

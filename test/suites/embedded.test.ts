@@ -3,8 +3,11 @@ import { readFileSync, readdirSync, rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { gzipSync } from 'node:zlib';
 import { REPO_ROOT, runCommand, startDaemon, type Daemon } from '../helpers/daemon.js';
+import { busyboxRootfsTar } from '../helpers/images.js';
 
 describe('embedded build', () => {
   let outdir: string;
@@ -43,5 +46,35 @@ describe('embedded build', () => {
     assert.equal(version.stdout.trim(), expected);
     const describe = await runCommand('curl', ['-sf', '--unix-socket', daemon.socket, 'http://localhost/v1.45/version']);
     assert.equal(JSON.parse(describe.stdout).ApiVersion, '1.45');
+  });
+});
+
+describe('embedded build with the image store', () => {
+  let outdir: string;
+  let bundle: string;
+  let daemon: Daemon | undefined;
+
+  before(async () => {
+    outdir = await mkdtemp(join(tmpdir(), 'tsengine-embedded-images-'));
+    const result = await runCommand(process.execPath, [join(REPO_ROOT, 'scripts', 'build-embedded.js'), '--plugins', 'api-server,system,images,graphdriver-vfs', '--outdir', outdir], { timeoutMs: 120_000 });
+    assert.equal(result.status, 0, result.stderr);
+    bundle = join(outdir, 'tsengine.js');
+  });
+
+  after(async () => {
+    await daemon?.stop();
+    rmSync(outdir, { recursive: true, force: true });
+  });
+
+  it('ships the gunzip thread beside the bundle and inflates a gzip layer with it', async () => {
+    const files = readdirSync(outdir);
+    assert.ok(files.includes('gunzip-thread.js'), files.join(', '));
+    daemon = await startDaemon({ entry: bundle, configFile: false, logLevel: 'warn' });
+    const tar = await busyboxRootfsTar();
+    const imported = await runCommand(process.execPath, [bundle, '-H', daemon.host, 'import', '-', 'gz:imported'], { input: gzipSync(tar) });
+    assert.equal(imported.status, 0, imported.stderr);
+    const layers = await runCommand(process.execPath, [bundle, '-H', daemon.host, 'image', 'inspect', '-f', '{{json .RootFS.Layers}}', 'gz:imported']);
+    assert.equal(layers.status, 0, layers.stderr);
+    assert.deepEqual(JSON.parse(layers.stdout), ['sha256:' + createHash('sha256').update(tar).digest('hex')]);
   });
 });

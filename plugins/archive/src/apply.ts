@@ -37,7 +37,8 @@ export async function applyLayer(targetDir: string, input: Readable, options: Ap
   await unpacker.start();
   const extract = tarExtract();
   const feeding = decompressed(input).then((tar) => feed(tar, extract));
-  feeding.catch(() => undefined); // surfaced through the extract iterator or awaited below
+  // feed() ends the extract itself; a stream that fails before its first bytes must end it too.
+  feeding.catch((err: unknown) => extract.destroy(err instanceof Error ? err : new Error(String(err))));
   try {
     for await (const entry of extract) {
       options.signal?.throwIfAborted();

@@ -33,13 +33,17 @@ async function readHead(input: Readable, size: number): Promise<Buffer> {
         input.off('readable', onReadable);
         input.off('end', onEnd);
         input.off('error', onError);
+        input.off('close', onClose);
       };
       const onReadable = () => (cleanup(), resolve(false));
       const onEnd = () => (cleanup(), resolve(true));
       const onError = (err: Error) => (cleanup(), reject(err));
+      // Destroyed without an error (its consumer gave up): nothing more will come.
+      const onClose = () => (cleanup(), reject(new Error('the layer stream was closed before its first bytes')));
       input.on('readable', onReadable);
       input.on('end', onEnd);
       input.on('error', onError);
+      input.on('close', onClose);
     });
     if (ended) break;
   }

@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { after, beforeEach, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { applyLayer } from '../src/index.js';
 import { makeTar, streamOf, tree, type TarEntry } from './tar-helpers.js';
 
@@ -181,6 +183,22 @@ describe('hostile layer tars', () => {
     await assert.rejects(applyLayer(target, streamOf(tar.subarray(0, 3 * 1024 * 1024), 65536), { whiteouts: 'delete' }), /invalid layer tar|unexpected end|premature/i);
     assertNothingOutside();
   });
+
+  it('ends with the error of a stream that fails or closes before its first byte', async () => {
+    // Later than applyLayer's set-up, so that it is waiting for the first bytes.
+    const failing = new PassThrough();
+    const applying = applyLayer(target, failing, { whiteouts: 'delete' });
+    await sleep(50);
+    failing.destroy(new Error('digest mismatch upstream'));
+    await assert.rejects(applying, /digest mismatch upstream/);
+    const closing = new PassThrough();
+    const applying2 = applyLayer(target, closing, { whiteouts: 'delete' });
+    await sleep(50);
+    closing.destroy();
+    await assert.rejects(applying2, /closed before its first bytes/);
+    assertNothingOutside();
+  });
+
   it('revisits directories made implicitly and replaces duplicate names, in a fresh target', async () => {
     for (const whiteouts of ['overlay', 'delete'] as const) {
       rmSync(target, { recursive: true, force: true });

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
-import { createGunzip } from 'node:zlib';
+import { Readable, Transform, type TransformCallback, type Writable } from 'node:stream';
 import type { DigestWorker, OffThreadHash } from './digest-worker.js';
+import type { GunzipWorker } from './gunzip-worker.js';
 
 export function sha256(data: string | Uint8Array): string {
   return 'sha256:' + createHash('sha256').update(data).digest('hex');
@@ -18,11 +18,6 @@ export function chainIds(diffIds: string[]): string[] {
   return out;
 }
 
-const GUNZIP_CHUNK_BYTES = 256 * 1024;
-const GUNZIP_INPUT_BYTES = 512 * 1024;
-/** Stream buffers on the layer path: above the chunk size, so a chunk does not stall each hop. */
-export const LAYER_STREAM_BUFFER = 1024 * 1024;
-
 /** Passes bytes through unchanged while hashing them on the digest worker and counting them. */
 export class HashingStream extends Transform {
   private readonly hash: OffThreadHash;
@@ -30,7 +25,8 @@ export class HashingStream extends Transform {
   bytes = 0;
 
   constructor(digests: DigestWorker) {
-    super({ highWaterMark: LAYER_STREAM_BUFFER });
+    // Larger than the 16 KiB default: fewer hops per layer.
+    super({ highWaterMark: 1024 * 1024 });
     this.hash = digests.hash();
   }
 
@@ -58,70 +54,61 @@ export class HashingStream extends Transform {
   }
 }
 
-/** Passes bytes on in chunks of at least `size` (the last may be smaller), joining small ones. */
-class Coalescer extends Transform {
-  private parts: Buffer[] = [];
-  private length = 0;
-
-  constructor(private readonly size: number) {
-    super({ highWaterMark: size * 2 });
-  }
-
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    if (this.length === 0 && chunk.length >= this.size) {
-      done(null, chunk);
-      return;
-    }
-    this.parts.push(chunk);
-    this.length += chunk.length;
-    if (this.length >= this.size) this.release();
-    done();
-  }
-
-  override _flush(done: TransformCallback): void {
-    if (this.length > 0) this.release();
-    done();
-  }
-
-  private release(): void {
-    this.push(this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.length));
-    this.parts = [];
-    this.length = 0;
-  }
+/** A layer's tar on its way in, and the digest of its bytes (the diff ID) once it has been read to its end. */
+export interface TarStream {
+  stream: Readable;
+  digest(): Promise<string>;
 }
 
 /**
- * Returns the stream uncompressed: peeks at the first bytes and inserts gunzip when they are gzip's
- * magic. Errors of the source propagate to the result.
+ * Turns layer blobs (plain or gzip tar) into plain tar. Looks at the first bytes rather than trusting a
+ * media type: docker load and import take both kinds under any name.
  */
-export async function decompressed(source: Readable): Promise<Readable> {
-  const head = await peek(source, 2);
-  const out = new PassThrough({ highWaterMark: LAYER_STREAM_BUFFER });
-  const isGzip = head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b;
-  const forward = (err: Error) => out.destroy(err);
-  source.on('error', forward);
-  const ended = source.readableEnded;
-  if (isGzip) {
-    // Large output chunks: zlib's default (16 KiB) costs a callback and a stream hop per 16 KiB.
-    const gunzip = createGunzip({ chunkSize: GUNZIP_CHUNK_BYTES });
-    gunzip.on('error', forward);
-    gunzip.pipe(out);
-    if (ended) gunzip.end(head);
-    else {
-      gunzip.write(head);
-      // Each write to zlib is a round trip to the thread pool: network-sized chunks (16-64 KiB) are
-      // gathered first.
-      const gather = new Coalescer(GUNZIP_INPUT_BYTES);
-      gather.on('error', forward);
-      source.pipe(gather).pipe(gunzip);
-    }
-  } else if (ended) {
-    out.end(head);
-  } else {
-    if (head.length) out.write(head);
-    source.pipe(out);
+export class TarDecoder {
+  constructor(
+    private readonly digests: DigestWorker,
+    private readonly gunzip: GunzipWorker,
+  ) {}
+
+  /** The tar and its digest, hashed on the way (gzip is inflated and hashed on the gunzip worker). */
+  async open(source: Readable): Promise<TarStream> {
+    const head = await peek(source, 2);
+    const through = isGzip(head) ? this.gunzip.gunzip() : new HashingStream(this.digests);
+    feed(source, head, through);
+    return { stream: through, digest: () => through.digest() };
   }
-  return out;
+
+  /** The tar alone, where nobody needs its digest. */
+  async decompressed(source: Readable): Promise<Readable> {
+    const head = await peek(source, 2);
+    if (!isGzip(head)) {
+      if (source.readableEnded) return Readable.from(head.length ? [head] : []);
+      if (head.length) source.unshift(head);
+      return source;
+    }
+    const through = this.gunzip.gunzip();
+    feed(source, head, through);
+    return through;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.digests.close(), this.gunzip.close()]);
+  }
+}
+
+function isGzip(head: Buffer): boolean {
+  return head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b;
+}
+
+/** Passes `head` (already read from source) and then the rest of source on; source's errors end `into`. */
+function feed(source: Readable, head: Buffer, into: Writable): void {
+  source.on('error', (err) => into.destroy(err));
+  if (source.readableEnded) {
+    into.end(head);
+    return;
+  }
+  if (head.length) into.write(head);
+  source.pipe(into);
 }
 
 /** Reads at least n bytes (or to EOF) and returns them; the source is paused at that point. */

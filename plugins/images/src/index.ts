@@ -16,6 +16,7 @@ export { LocalImageService } from './service.js';
 export * from './reference.js';
 export { chainIds, sha256 } from './digest.js';
 export { DigestWorker, type OffThreadHash } from './digest-worker.js';
+export { GunzipWorker, GunzipStream } from './gunzip-worker.js';
 export { applyChanges } from './changes.js';
 
 export default definePlugin({
@@ -29,7 +30,7 @@ export default definePlugin({
     const driver = container.resolve<GraphDriver>(GraphDriverCapability.token);
     const service = new LocalImageService(join(ctx.settings.dataRoot, 'image', driver.name), driver, ctx.logger);
     await service.restore();
-    ctx.onShutdown(() => service.digests.close());
+    ctx.onShutdown(() => service.decoder.close());
     ctx.logger.info({ images: service.images.all().length, layers: service.layers.all().length, driver: driver.name }, 'image store restored');
     ctx.provide(ImageServiceCapability, 'local', (): ImageService => service);
     ctx.handle('image.list', async (job) => list(service, job.input));

@@ -3,8 +3,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type GraphDriver, type Logger, errorMessage, invalid, systemError, writeJsonAtomic } from '@tsengine/core';
-import { HashingStream, decompressed, hex, sha256 } from './digest.js';
-import type { DigestWorker } from './digest-worker.js';
+import { type TarDecoder, hex, sha256 } from './digest.js';
 import { KeyedMutex, Semaphore } from './mutex.js';
 import { TarSplitRecorder, assemble } from './tarsplit.js';
 
@@ -37,7 +36,7 @@ export class LayerStore {
     root: string,
     private readonly driver: GraphDriver,
     private readonly log: Logger,
-    private readonly digests: DigestWorker,
+    private readonly decoder: TarDecoder,
   ) {
     this.dir = join(root, 'layerdb');
   }
@@ -294,22 +293,21 @@ export class LayerStore {
   /** Streams the tar into the driver and its tar-split, checking its digest; returns the bytes applied. */
   private async applyTar(record: LayerRecord, parentCacheId: string | null, open: () => Promise<Readable>, streams: StreamGroup): Promise<number> {
     const { chainId, diffId } = record;
-    const hashing = new HashingStream(this.digests);
     const recorder = new TarSplitRecorder(this.splitPath(chainId));
     const raw = await open();
-    let source: Readable | undefined;
+    let tar: Readable | undefined;
     streams.add(raw);
     try {
-      source = await decompressed(raw);
-      streams.add(source);
+      const decoded = await this.decoder.open(raw);
+      tar = decoded.stream;
+      streams.add(tar);
       const applied = this.driver.applyDiff(record.cacheId, parentCacheId, recorder);
-      const fed = pipeline(source, hashing, recorder);
+      const fed = pipeline(tar, recorder);
       fed.catch(() => undefined); // awaited below, after applyDiff settles
       // applyDiff may fail (hostile entry) before the stream is drained: stop feeding it.
       const size = await applied.catch((err: unknown) => {
         raw.destroy();
-        source!.destroy();
-        hashing.destroy();
+        tar!.destroy();
         recorder.destroy();
         throw err;
       });
@@ -317,7 +315,7 @@ export class LayerStore {
         throw invalid(`reading layer ${diffId}: ${errorMessage(err)}`, err);
       });
       await recorder.written;
-      const actual = await hashing.digest();
+      const actual = await decoded.digest();
       if (actual !== diffId) throw invalid(`layer digest mismatch: the tar has diff ID ${actual}, the image config expects ${diffId}`);
       return size;
     } catch (err) {
@@ -325,7 +323,7 @@ export class LayerStore {
       throw err;
     } finally {
       streams.delete(raw);
-      if (source) streams.delete(source);
+      if (tar) streams.delete(tar);
     }
   }
 

@@ -5,7 +5,7 @@ import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { invalid, errorMessage } from '@tsengine/core';
 import * as tar from 'tar-stream';
-import { decompressed, hex, sha256 } from './digest.js';
+import { hex, sha256 } from './digest.js';
 import { type Reference, familiarString, parseTagged } from './reference.js';
 import type { LocalImageService } from './service.js';
 
@@ -202,7 +202,7 @@ export async function loadArchive(svc: LocalImageService, options: LoadOptions):
   const write = (obj: unknown) => options.stdout.write(JSON.stringify(obj) + '\n');
   try {
     const spool = new Spool(dir);
-    await spool.read(await decompressed(options.stdin));
+    await spool.read(await svc.decoder.decompressed(options.stdin));
     options.signal.throwIfAborted();
     let images: ArchiveImage[];
     if (spool.has('manifest.json')) images = await dockerArchiveImages(spool);

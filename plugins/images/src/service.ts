@@ -19,8 +19,9 @@ import {
   invalid,
   notFound,
 } from '@tsengine/core';
-import { HashingStream, decompressed, hex, sha256 } from './digest.js';
+import { TarDecoder, hex, sha256 } from './digest.js';
 import { DigestWorker } from './digest-worker.js';
+import { GunzipWorker } from './gunzip-worker.js';
 import { ImageDb, type StoredImage } from './image-store.js';
 import { LayerStore } from './layer-store.js';
 import { Mutex } from './mutex.js';
@@ -52,6 +53,8 @@ export class LocalImageService implements ImageService {
   private readonly checkers: ImageUsageChecker[] = [];
   /** Hashes layers off the main thread; closed with the service. */
   readonly digests = new DigestWorker();
+  /** Layer blobs to plain tar, hashed on the way; its threads are closed with the service. */
+  readonly decoder = new TarDecoder(this.digests, new GunzipWorker());
 
   constructor(
     readonly root: string,
@@ -59,7 +62,7 @@ export class LocalImageService implements ImageService {
     private readonly log: Logger,
     private readonly applyConcurrency = LAYER_APPLY_CONCURRENCY,
   ) {
-    this.layers = new LayerStore(root, driver, log, this.digests);
+    this.layers = new LayerStore(root, driver, log, this.decoder);
     this.images = new ImageDb(root, log);
     this.refs = new ReferenceStore(root);
   }
@@ -260,9 +263,9 @@ export class LocalImageService implements ImageService {
     const dir = await this.tempDir('layer');
     const file = join(dir, 'layer.tar');
     try {
-      const hashing = new HashingStream(this.digests);
-      await pipeline(await decompressed(source), hashing, createWriteStream(file));
-      return { dir, file, diffId: await hashing.digest() };
+      const tar = await this.decoder.open(source);
+      await pipeline(tar.stream, createWriteStream(file));
+      return { dir, file, diffId: await tar.digest() };
     } catch (err) {
       await rm(dir, { recursive: true, force: true });
       throw err;

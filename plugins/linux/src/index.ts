@@ -10,3 +10,4 @@ export * from './netif.js';
 export * from './filesystem.js';
 export * from './netns.js';
 export * from './rtnetlink.js';
+export * from './zlib.js';

@@ -1,0 +1,19 @@
+/** Messages between GunzipWorker (main thread) and its thread (gunzip-thread.ts). */
+
+/** Size of each decompressed chunk the thread hands over. */
+export const GUNZIP_OUTPUT_BYTES = 1024 * 1024;
+
+import type { RingSlice } from './shared-ring.js';
+
+export type ToGunzipThread =
+  | { op: 'open'; id: number; ring: SharedArrayBuffer }
+  | { op: 'input'; id: number; slices: RingSlice[] }
+  | { op: 'end'; id: number }
+  | { op: 'credit'; id: number; chunks: number }
+  | { op: 'close'; id: number };
+
+export type FromGunzipThread =
+  | { op: 'release'; id: number; bytes: number }
+  | { op: 'output'; id: number; data: ArrayBuffer; length: number }
+  | { op: 'done'; id: number; digest: string; bytes: number }
+  | { op: 'error'; id: number; message: string };

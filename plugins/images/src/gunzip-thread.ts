@@ -1,0 +1,149 @@
+/**
+ * The gunzip worker's program (see gunzip-worker.ts for the protocol's other side). For each stream it
+ * inflates the compressed bytes the main thread copied into the stream's ring, hashes the output (the
+ * layer's diff ID) and hands the output over in chunks whose memory moves to the main thread without a
+ * copy. It produces only as many chunks as the main thread has asked for, so a gzip bomb stalls here
+ * instead of filling memory.
+ */
+import { type Hash, createHash } from 'node:crypto';
+import { parentPort } from 'node:worker_threads';
+import { GzipInflater } from '@tsengine/linux';
+import { type FromGunzipThread, GUNZIP_OUTPUT_BYTES, type ToGunzipThread } from './gunzip-protocol.js';
+import type { RingSlice } from './shared-ring.js';
+
+interface Stream {
+  ring: Uint8Array;
+  inflater: GzipInflater;
+  hash: Hash;
+  queue: RingSlice[];
+  /** Bytes of queue[0] already inflated. */
+  consumed: number;
+  ended: boolean;
+  /** Output chunks the main thread has room for. */
+  credit: number;
+  out: Uint8Array | undefined;
+  outLength: number;
+  /** Inside a gzip member: input ending here would be a truncated stream. */
+  inMember: boolean;
+  members: number;
+  bytesOut: number;
+}
+
+const port = parentPort!;
+const streams = new Map<number, Stream>();
+
+function send(message: FromGunzipThread, transfer?: ArrayBuffer[]): void {
+  port.postMessage(message, transfer);
+}
+
+function emit(id: number, stream: Stream): void {
+  const out = stream.out!;
+  stream.hash.update(out.subarray(0, stream.outLength));
+  stream.bytesOut += stream.outLength;
+  send({ op: 'output', id, data: out.buffer as ArrayBuffer, length: stream.outLength }, [out.buffer as ArrayBuffer]);
+  stream.credit--;
+  stream.out = undefined;
+  stream.outLength = 0;
+}
+
+function finish(id: number, stream: Stream): void {
+  if (stream.inMember || stream.members === 0) throw new Error('gzip: unexpected end of data (the layer is truncated)');
+  if (stream.outLength > 0) emit(id, stream);
+  streams.delete(id);
+  stream.inflater.close();
+  send({ op: 'done', id, digest: 'sha256:' + stream.hash.digest('hex'), bytes: stream.bytesOut });
+}
+
+/** Inflates what has arrived, as far as the credit allows; returns the ring bytes it freed. */
+function pump(id: number, stream: Stream): number {
+  let released = 0;
+  for (;;) {
+    const slice = stream.queue[0];
+    if (!slice) {
+      if (stream.ended && (stream.credit > 0 || stream.outLength === 0)) finish(id, stream);
+      return released;
+    }
+    if (!stream.out) {
+      if (stream.credit === 0) return released;
+      stream.out = new Uint8Array(GUNZIP_OUTPUT_BYTES);
+    }
+    if (!stream.inMember) {
+      // Bytes after a member are another member (as gzip and docker read them), or an error.
+      stream.inflater.reset();
+      stream.inMember = true;
+    }
+    const input = stream.ring.subarray(slice.at + stream.consumed, slice.at + slice.length);
+    const step = stream.inflater.inflate(input, stream.out.subarray(stream.outLength));
+    stream.consumed += step.read;
+    stream.outLength += step.written;
+    if (step.memberEnded) {
+      stream.inMember = false;
+      stream.members++;
+    }
+    if (stream.consumed === slice.length) {
+      stream.queue.shift();
+      stream.consumed = 0;
+      released += slice.release;
+    }
+    if (stream.outLength === stream.out.length) emit(id, stream);
+    else if (step.read === 0 && step.written === 0 && !step.memberEnded) throw new Error('gzip: the decompressor made no progress');
+  }
+}
+
+function run(id: number, stream: Stream): void {
+  let released = 0;
+  try {
+    released = pump(id, stream);
+  } catch (err) {
+    streams.delete(id);
+    stream.inflater.close();
+    send({ op: 'error', id, message: (err as Error).message });
+    return;
+  }
+  if (released > 0) send({ op: 'release', id, bytes: released });
+}
+
+port.on('message', (message: ToGunzipThread) => {
+  if (message.op === 'open') {
+    let inflater: GzipInflater;
+    try {
+      inflater = new GzipInflater();
+    } catch (err) {
+      send({ op: 'error', id: message.id, message: (err as Error).message });
+      return;
+    }
+    streams.set(message.id, {
+      ring: new Uint8Array(message.ring),
+      inflater,
+      hash: createHash('sha256'),
+      queue: [],
+      consumed: 0,
+      ended: false,
+      credit: 0,
+      out: undefined,
+      outLength: 0,
+      inMember: true,
+      members: 0,
+      bytesOut: 0,
+    });
+    return;
+  }
+  const stream = streams.get(message.id);
+  if (!stream) return; // failed or closed already; late messages are moot
+  switch (message.op) {
+    case 'input':
+      stream.queue.push(...message.slices);
+      break;
+    case 'end':
+      stream.ended = true;
+      break;
+    case 'credit':
+      stream.credit += message.chunks;
+      break;
+    case 'close':
+      streams.delete(message.id);
+      stream.inflater.close();
+      return;
+  }
+  run(message.id, stream);
+});
