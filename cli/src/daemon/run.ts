@@ -1,6 +1,5 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setFlagsFromString } from 'node:v8';
 import {
   type ApiServer,
   ApiServerCapability,
@@ -19,14 +18,6 @@ import { type DaemonFlags, cliPackageDir, resolveConfig, resolveSettings } from 
 import { createDaemonLogger } from './logger.js';
 import { PidFileError, acquirePidFile, releasePidFile } from './pidfile.js';
 
-/**
- * How far V8 lets the heap grow past what the last full collection kept (here 4×). A pull streams
- * hundreds of MB through short-lived buffers; with V8's default for a small heap (about 2×), its
- * young generation outgrows the old generation's headroom and V8 keeps starting full collections:
- * 25–40 per pull of a 200 MB image, on the second core that the pull needs. This leaves 5–8.
- */
-const HEAP_GROWING_PERCENT = 300;
-
 /** How long plugins get to stop at SIGINT/SIGTERM (docker's default shutdown timeout). */
 const SHUTDOWN_DEADLINE_MS = 15_000;
 
@@ -40,8 +31,6 @@ export interface DaemonOptions {
  * when a second signal forces it. Startup failures throw CliError (exit 1) with a clear message.
  */
 export async function runDaemon(flags: DaemonFlags, options: DaemonOptions): Promise<never> {
-  // Read by V8 each time it sets the next collection's limit, so it takes effect from here on.
-  setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
   let settings: DaemonSettings;
   let config;
   try {

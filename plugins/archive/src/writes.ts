@@ -1,3 +1,4 @@
+import { fchmodSync, fchownSync, futimesSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 
 /** How a finished file's inode is left: owner, permission bits and modification time. */
@@ -130,10 +131,12 @@ async function finishFile(file: FileHandle, writes: Array<Promise<void>>, meta: 
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw meta.fail(`cannot write content: ${(failed.reason as Error).message}`, failed.reason);
     try {
-      await file.chown(meta.uid, meta.gid);
+      // Calls on an open descriptor that only change its inode in memory: microseconds each, where a
+      // round trip through the thread pool costs the main thread far more, three times per file.
+      fchownSync(file.fd, meta.uid, meta.gid);
       // After chown, which clears setuid/setgid.
-      await file.chmod(meta.mode);
-      await file.utimes(meta.mtime, meta.mtime);
+      fchmodSync(file.fd, meta.mode);
+      futimesSync(file.fd, meta.mtime, meta.mtime);
     } catch (err) {
       throw meta.fail(`cannot set metadata: ${(err as Error).message}`, err);
     }

@@ -14,6 +14,7 @@ export type ToGunzipThread =
 
 export type FromGunzipThread =
   | { op: 'release'; id: number; bytes: number }
-  | { op: 'output'; id: number; data: ArrayBuffer; length: number }
+  /** `released`: ring bytes freed since the last message (saves a release message of its own). */
+  | { op: 'output'; id: number; data: ArrayBuffer; length: number; released: number }
   | { op: 'done'; id: number; digest: string; bytes: number }
   | { op: 'error'; id: number; message: string };

@@ -27,6 +27,8 @@ interface Stream {
   inMember: boolean;
   members: number;
   bytesOut: number;
+  /** Ring bytes inflated and not yet handed back. */
+  released: number;
 }
 
 const port = parentPort!;
@@ -40,7 +42,8 @@ function emit(id: number, stream: Stream): void {
   const out = stream.out!;
   stream.hash.update(out.subarray(0, stream.outLength));
   stream.bytesOut += stream.outLength;
-  send({ op: 'output', id, data: out.buffer as ArrayBuffer, length: stream.outLength }, [out.buffer as ArrayBuffer]);
+  send({ op: 'output', id, data: out.buffer as ArrayBuffer, length: stream.outLength, released: stream.released }, [out.buffer as ArrayBuffer]);
+  stream.released = 0;
   stream.credit--;
   stream.out = undefined;
   stream.outLength = 0;
@@ -54,18 +57,18 @@ function finish(id: number, stream: Stream): void {
   send({ op: 'done', id, digest: 'sha256:' + stream.hash.digest('hex'), bytes: stream.bytesOut });
 }
 
-/** Inflates what has arrived, as far as the credit allows; returns the ring bytes it freed. */
-function pump(id: number, stream: Stream): number {
-  let released = 0;
+/** Inflates what has arrived, as far as the credit allows. */
+function pump(id: number, stream: Stream): void {
   for (;;) {
     const slice = stream.queue[0];
     if (!slice) {
       if (stream.ended && (stream.credit > 0 || stream.outLength === 0)) finish(id, stream);
-      return released;
+      return;
     }
     if (!stream.out) {
-      if (stream.credit === 0) return released;
-      stream.out = new Uint8Array(GUNZIP_OUTPUT_BYTES);
+      if (stream.credit === 0) return;
+      // Not zero-filled: zlib writes every byte that is handed over.
+      stream.out = Buffer.allocUnsafeSlow(GUNZIP_OUTPUT_BYTES);
     }
     if (!stream.inMember) {
       // Bytes after a member are another member (as gzip and docker read them), or an error.
@@ -83,7 +86,7 @@ function pump(id: number, stream: Stream): number {
     if (stream.consumed === slice.length) {
       stream.queue.shift();
       stream.consumed = 0;
-      released += slice.release;
+      stream.released += slice.release;
     }
     if (stream.outLength === stream.out.length) emit(id, stream);
     else if (step.read === 0 && step.written === 0 && !step.memberEnded) throw new Error('gzip: the decompressor made no progress');
@@ -91,16 +94,18 @@ function pump(id: number, stream: Stream): number {
 }
 
 function run(id: number, stream: Stream): void {
-  let released = 0;
   try {
-    released = pump(id, stream);
+    pump(id, stream);
   } catch (err) {
     streams.delete(id);
     stream.inflater.close();
     send({ op: 'error', id, message: (err as Error).message });
     return;
   }
-  if (released > 0) send({ op: 'release', id, bytes: released });
+  if (stream.released > 0 && streams.has(id)) {
+    send({ op: 'release', id, bytes: stream.released });
+    stream.released = 0;
+  }
 }
 
 port.on('message', (message: ToGunzipThread) => {
@@ -125,6 +130,7 @@ port.on('message', (message: ToGunzipThread) => {
       inMember: true,
       members: 0,
       bytesOut: 0,
+      released: 0,
     });
     return;
   }

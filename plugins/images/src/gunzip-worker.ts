@@ -70,8 +70,9 @@ export class GunzipStream extends Duplex {
   }
 
   override _read(): void {
+    // Asked for in pairs at least: each message wakes the thread.
     const wanted = CREDIT_CHUNKS - this.asked;
-    if (wanted <= 0 || this.settled) return;
+    if (wanted < 2 || this.settled) return;
     this.asked += wanted;
     this.link.post({ op: 'credit', id: this.id, chunks: wanted });
   }
@@ -90,19 +91,14 @@ export class GunzipStream extends Duplex {
   receive(message: FromGunzipThread): void {
     if (this.settled) return;
     switch (message.op) {
-      case 'release': {
-        this.ring.release(message.bytes);
-        const pending = this.pending;
-        if (pending && this.ring.copy(pending)) {
-          this.pending = undefined;
-          pending.done();
-        }
+      case 'release':
+        this.released(message.bytes);
         return;
-      }
       case 'output':
         this.asked--;
         this.bytes += message.length;
         this.push(Buffer.from(message.data, 0, message.length));
+        this.released(message.released);
         return;
       case 'done':
         this.settled = true;
@@ -113,6 +109,17 @@ export class GunzipStream extends Duplex {
       case 'error':
         this.destroy(new Error(message.message));
         return;
+    }
+  }
+
+  /** Ring space came back: the write waiting for it goes on. */
+  private released(bytes: number): void {
+    if (bytes === 0) return;
+    this.ring.release(bytes);
+    const pending = this.pending;
+    if (pending && this.ring.copy(pending)) {
+      this.pending = undefined;
+      pending.done();
     }
   }
 

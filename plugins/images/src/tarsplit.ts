@@ -15,6 +15,7 @@ import { createGunzip, createGzip } from 'node:zlib';
 type Segment = { r: string } | { f: string; n: number };
 
 const BLOCK = 512;
+const LINES_BATCH = 64 * 1024;
 
 /** Passes a tar through unchanged while writing its tar-split to `path`. */
 export class TarSplitRecorder extends Transform {
@@ -29,6 +30,7 @@ export class TarSplitRecorder extends Transform {
   private pad = 0;
   private paxPath: string | undefined;
   private gnuLongName: string | undefined;
+  private lines = '';
 
   constructor(path: string) {
     super({ highWaterMark: 1024 * 1024 });
@@ -37,7 +39,14 @@ export class TarSplitRecorder extends Transform {
   }
 
   private emit_(segment: Segment): void {
-    this.gzip.write(JSON.stringify(segment) + '\n');
+    this.lines += JSON.stringify(segment) + '\n';
+    if (this.lines.length >= LINES_BATCH) this.writeLines();
+  }
+
+  /** Each write to zlib is a round trip to the thread pool, so lines go in batches. */
+  private writeLines(): void {
+    if (this.lines) this.gzip.write(this.lines);
+    this.lines = '';
   }
 
   private flushRaw(): void {
@@ -127,6 +136,7 @@ export class TarSplitRecorder extends Transform {
   override _flush(done: TransformCallback): void {
     if (this.pending.length) this.raw.push(this.pending);
     this.flushRaw();
+    this.writeLines();
     this.gzip.end();
     done();
   }
