@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { Duplex } from 'node:stream';
 import { Worker } from 'node:worker_threads';
+import { releaseFreeHeap } from '@tsengine/linux';
 import { type FromGunzipThread, GUNZIP_OUTPUT_BYTES, type ToGunzipThread } from './gunzip-protocol.js';
 import { OnDemandThread } from './on-demand-thread.js';
 import { type RingEntry, SharedRing } from './shared-ring.js';
@@ -148,6 +149,8 @@ export class GunzipWorker {
         this.streams.clear();
       },
       busy: () => this.streams.size > 0,
+      // A pull's layer data went through buffers of the C heap; once it is over, the heap need not keep them.
+      quiet: () => releaseFreeHeap(),
     }, idleMs);
   }
 

@@ -6,6 +6,8 @@ export interface ThreadHandlers<FromThread> {
   failed(err: Error): void;
   /** Whether work is still under way (the thread then stays up past its quiet spell). */
   busy(): boolean;
+  /** The thread ended after its quiet spell. */
+  quiet?(): void;
 }
 
 /**
@@ -50,7 +52,7 @@ export class OnDemandThread<ToThread, FromThread> {
     this.idleTimer = setTimeout(() => {
       this.idleTimer = undefined;
       if (this.handlers.busy()) this.idle();
-      else void this.close();
+      else void this.close().then(() => this.handlers.quiet?.());
     }, this.idleMs);
     this.idleTimer.unref();
   }

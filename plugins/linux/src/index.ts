@@ -11,3 +11,4 @@ export * from './filesystem.js';
 export * from './netns.js';
 export * from './rtnetlink.js';
 export * from './zlib.js';
+export * from './memory.js';
