@@ -114,6 +114,11 @@ function feed(source: Readable, head: Buffer, into: Writable): void {
 /** Reads at least n bytes (or to EOF) and returns them; the source is paused at that point. */
 function peek(source: Readable, n: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
+    // Already stopped (a failing sibling layer stops the others): its 'close' has gone by.
+    if (source.destroyed) {
+      reject(source.errored ?? new Error('stream closed'));
+      return;
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     const cleanup = () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { type BootedEngine, type PluginDefinition, ImageServiceCapability, bootEngine } from '@tsengine/core';
 import pino from 'pino';
@@ -30,19 +30,20 @@ async function boot(dataRoot: string): Promise<BootedEngine> {
   return booted;
 }
 
-/** A layer stream that sends nothing until `release` is called (or the deadline passes, so a sequential apply cannot hang the test). */
+/**
+ * A layer stream that sends nothing until `release` is called (or the deadline passes, so a sequential
+ * apply cannot hang the test). Like a download, it can be destroyed while it waits.
+ */
 function gated(data: Buffer): { stream: Readable; release: () => void; ended: Promise<void> } {
-  let release!: () => void;
-  const open = new Promise<void>((resolve) => {
-    release = resolve;
-    setTimeout(resolve, DEADLINE_MS).unref();
-  });
-  const stream = Readable.from(
-    (async function* () {
-      await open;
-      for (let offset = 0; offset < data.length; offset += 4096) yield data.subarray(offset, offset + 4096);
-    })(),
-  );
+  const stream = new PassThrough();
+  let released = false;
+  const release = () => {
+    if (released || stream.destroyed) return;
+    released = true;
+    for (let offset = 0; offset < data.length; offset += 4096) stream.write(data.subarray(offset, offset + 4096));
+    stream.end();
+  };
+  setTimeout(release, DEADLINE_MS).unref();
   const ended = new Promise<void>((resolve) => stream.once('close', () => resolve()));
   return { stream, release, ended };
 }
