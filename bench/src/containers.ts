@@ -4,13 +4,13 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freeSubnets } from '@tsengine/test/dist/helpers/network.js';
 import {
   apiRunRm,
   busyboxRootfsTar,
   childPids,
   type Figure,
   findPeer,
-  freeSubnetBlock,
   median,
   peerPid,
   postJson,
@@ -177,7 +177,7 @@ function verdict(met: boolean | undefined): string {
 export async function benchContainers(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'tsengine-bench-containers-'));
   const config = join(dir, 'tsengine.json');
-  const block = freeSubnetBlock();
+  const [block] = freeSubnets(1);
   const bridge = `tsb${randomBytes(3).toString('hex')}`;
   const plugins = [
     '@tsengine/api-server',

@@ -259,27 +259,3 @@ export function childPids(pid: number): number[] {
   }
   return out;
 }
-
-/** The IPv4 routes of the host as [destination, mask] pairs (host byte order), from /proc/net/route. */
-function hostRoutes(): Array<[number, number]> {
-  const swap = (hex: string) => Number.parseInt(hex.match(/../g)!.reverse().join(''), 16) >>> 0;
-  return readFileSync('/proc/net/route', 'utf8')
-    .split('\n')
-    .slice(1)
-    .map((line) => line.trim().split(/\s+/))
-    .filter((f) => f.length >= 8 && Number.parseInt(f[7]!, 16) !== 0)
-    .map((f) => [swap(f[1]!), swap(f[7]!)] as [number, number]);
-}
-
-/** A 10.X.Y.0/22 block (four /24s, returned as "10.X.Y") that overlaps no route on the host. */
-export function freeSubnetBlock(): string {
-  const routes = hostRoutes();
-  const mask = 0xfffffc00;
-  for (let attempt = 0; attempt < 200; attempt++) {
-    const x = 100 + Math.floor(Math.random() * 150);
-    const y = Math.floor(Math.random() * 63) * 4;
-    const base = ((10 << 24) | (x << 16) | (y << 8)) >>> 0;
-    if (!routes.some(([dest, m]) => ((dest & Math.min(m, mask)) >>> 0) === ((base & Math.min(m, mask)) >>> 0))) return `10.${x}.${y}`;
-  }
-  throw new Error('no free 10.x.y.0/22 block on this host');
-}

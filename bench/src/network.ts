@@ -3,13 +3,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freeSubnets } from '@tsengine/test/dist/helpers/network.js';
 import {
   apiRunRm,
   busyboxRootfsTar,
   deleteOrThrow,
   type Figure,
   findPeer,
-  freeSubnetBlock,
   importImage,
   median,
   postJson,
@@ -118,9 +118,8 @@ export function sweep(found: ReturnType<typeof leftovers>): void {
 export async function benchNetwork(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'tsengine-bench-network-'));
   const config = join(dir, 'tsengine.json');
-  const block = freeSubnetBlock();
-  const [a, b, c] = block.split('.').map(Number);
-  const subnet = (i: number) => `${a}.${b}.${c! + i}`;
+  const subnets = freeSubnets(4);
+  const subnet = (i: number) => subnets[i]!;
   const defaultBridge = `tsb${randomBytes(3).toString('hex')}`;
   const plugins = [
     '@tsengine/api-server',
