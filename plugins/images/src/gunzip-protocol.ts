@@ -16,5 +16,5 @@ export type FromGunzipThread =
   | { op: 'release'; id: number; bytes: number }
   /** `released`: ring bytes freed since the last message (saves a release message of its own). */
   | { op: 'output'; id: number; data: ArrayBuffer; length: number; released: number }
-  | { op: 'done'; id: number; digest: string; bytes: number }
+  | { op: 'done'; id: number; digest: string }
   | { op: 'error'; id: number; message: string };

@@ -26,7 +26,6 @@ interface Stream {
   /** Inside a gzip member: input ending here would be a truncated stream. */
   inMember: boolean;
   members: number;
-  bytesOut: number;
   /** Ring bytes inflated and not yet handed back. */
   released: number;
 }
@@ -41,7 +40,6 @@ function send(message: FromGunzipThread, transfer?: ArrayBuffer[]): void {
 function emit(id: number, stream: Stream): void {
   const out = stream.out!;
   stream.hash.update(out.subarray(0, stream.outLength));
-  stream.bytesOut += stream.outLength;
   send({ op: 'output', id, data: out.buffer as ArrayBuffer, length: stream.outLength, released: stream.released }, [out.buffer as ArrayBuffer]);
   stream.released = 0;
   stream.credit--;
@@ -54,7 +52,7 @@ function finish(id: number, stream: Stream): void {
   if (stream.outLength > 0) emit(id, stream);
   streams.delete(id);
   stream.inflater.close();
-  send({ op: 'done', id, digest: 'sha256:' + stream.hash.digest('hex'), bytes: stream.bytesOut });
+  send({ op: 'done', id, digest: 'sha256:' + stream.hash.digest('hex') });
 }
 
 /** Inflates what has arrived, as far as the credit allows. */
@@ -129,7 +127,6 @@ port.on('message', (message: ToGunzipThread) => {
       outLength: 0,
       inMember: true,
       members: 0,
-      bytesOut: 0,
       released: 0,
     });
     return;
