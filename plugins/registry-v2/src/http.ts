@@ -1,6 +1,7 @@
-import http, { type IncomingHttpHeaders } from 'node:http';
-import https from 'node:https';
-import { PassThrough, type Readable } from 'node:stream';
+import type { IncomingHttpHeaders } from 'node:http';
+import net, { isIP } from 'node:net';
+import { Readable } from 'node:stream';
+import tls from 'node:tls';
 import { EngineError, unavailable } from '@tsengine/core';
 
 export interface RegistryResponse {
@@ -63,6 +64,20 @@ export async function send(request: RegistryRequest): Promise<RegistryResponse> 
   }
 }
 
+/** What one socket read may bring: the kernel's usual batch on loopback and fast links. */
+const READ_BYTES = 64 * 1024;
+/**
+ * The body reaches its reader in pieces of buffers this large, filled across reads. Node's http
+ * allocates two buffers per 64 KiB read (the socket's and its parser's copy of the body); on a pull
+ * those allocations and the garbage collections they caused were most of the main thread's work.
+ */
+const BODY_BUFFER_BYTES = 1024 * 1024;
+const MAX_HEAD_BYTES = 64 * 1024;
+const MAX_CHUNK_LINE_BYTES = 1024;
+
+/** Headers whose repeats Node's http drops (it keeps the first); set-cookie always is a list. */
+const SINGLE_VALUED = new Set(['age', 'authorization', 'content-length', 'content-type', 'etag', 'expires', 'from', 'host', 'if-modified-since', 'if-unmodified-since', 'last-modified', 'location', 'max-forwards', 'proxy-authorization', 'referer', 'retry-after', 'server', 'user-agent']);
+
 function describe(method: string, url: URL): string {
   return `${method} ${url.href}`;
 }
@@ -71,82 +86,326 @@ function describe(method: string, url: URL): string {
  * Watches a transfer: fewer than stallBytes moved in a stallTimeoutMs window fails it, except while
  * the consumer holds it back (a full buffer is backpressure, not a stall).
  */
-function watch(transport: TransportSettings, held: () => boolean, onStall: () => void): { moved(bytes: number): void; stop(): void } {
+function watch(request: RegistryRequest, held: () => boolean, onStall: () => void): { moved(bytes: number): void; stop(): void } {
+  const { stallBytes, stallTimeoutMs } = request.transport;
   let moved = 0;
   let atWindowStart = 0;
   const timer = setInterval(() => {
-    if (!held() && moved - atWindowStart < transport.stallBytes) onStall();
+    if (!held() && moved - atWindowStart < stallBytes) onStall();
     atWindowStart = moved;
-  }, transport.stallTimeoutMs);
+  }, stallTimeoutMs);
   return {
     moved: (bytes) => (moved += bytes),
     stop: () => clearInterval(timer),
   };
 }
 
-function exchange({ method, url, headers = {}, body, signal, transport }: RegistryRequest): Promise<RegistryResponse> {
+function parseHead(text: string, method: string, url: URL): { status: number; headers: IncomingHttpHeaders } {
+  const lines = text.split('\r\n');
+  const match = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/.exec(lines[0] ?? '');
+  if (!match) throw new TransportError(`${describe(method, url)}: the answer is not HTTP/1.1 (${JSON.stringify((lines[0] ?? '').slice(0, 80))})`);
+  const headers: Record<string, string | string[]> = {};
+  for (const line of lines.slice(1)) {
+    const colon = line.indexOf(':');
+    if (colon <= 0) throw new TransportError(`${describe(method, url)}: a malformed header line in the answer (${JSON.stringify(line.slice(0, 80))})`);
+    const name = line.slice(0, colon).trim().toLowerCase();
+    const value = line.slice(colon + 1).trim();
+    const previous = headers[name];
+    if (name === 'set-cookie') headers[name] = [...((previous as string[] | undefined) ?? []), value];
+    else if (previous === undefined) headers[name] = value;
+    else if (!SINGLE_VALUED.has(name)) headers[name] = `${previous as string}, ${value}`;
+  }
+  return { status: Number(match[1]), headers: headers as IncomingHttpHeaders };
+}
+
+type Framing = { kind: 'none' } | { kind: 'length'; remaining: number } | { kind: 'chunked' } | { kind: 'close' };
+
+function framingOf(method: string, status: number, headers: IncomingHttpHeaders, url: URL): Framing {
+  if (method === 'HEAD' || status === 204 || status === 304) return { kind: 'none' };
+  if (/(^|,)\s*chunked\s*$/i.test(String(headers['transfer-encoding'] ?? ''))) return { kind: 'chunked' };
+  const declared = headers['content-length'];
+  if (declared !== undefined) {
+    if (!/^\d+$/.test(declared)) throw new TransportError(`${describe(method, url)}: a malformed Content-Length ${JSON.stringify(declared)}`);
+    return { kind: 'length', remaining: Number(declared) };
+  }
+  return { kind: 'close' };
+}
+
+/**
+ * One HTTP/1.1 exchange on a fresh connection (closed afterwards), without following redirects. The
+ * socket reads into one reused buffer and the body is copied into large buffers that are handed on
+ * whole, or sooner when the registry sends slower than it is read.
+ */
+export function exchange(request: RegistryRequest): Promise<RegistryResponse> {
+  const { method, url, signal, transport } = request;
   const secure = url.protocol === 'https:';
   return new Promise((resolve, reject) => {
-    const outgoing: Record<string, string | string[]> = { 'User-Agent': 'tsengine', ...headers };
-    if (Buffer.isBuffer(body)) outgoing['Content-Length'] = String(body.length);
-    else if (body === undefined && (method === 'POST' || method === 'PUT' || method === 'PATCH')) outgoing['Content-Length'] = '0';
-    const tls = secure ? { ca: transport.tls.ca && transport.tls.ca.length ? transport.tls.ca : undefined, cert: transport.tls.cert, key: transport.tls.key, rejectUnauthorized: transport.tls.verify } : {};
-    let settled = false;
-    const fail = (err: Error) => {
+    if (signal.aborted) {
+      reject(new EngineError('cancelled', 'request cancelled'));
+      return;
+    }
+    const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+    const port = Number(url.port || (secure ? 443 : 80));
+    let head: Buffer[] | undefined = [];
+    let headBytes = 0;
+    let framing: Framing = { kind: 'none' };
+    let body: Readable | undefined;
+    let bodyWatch: { moved(bytes: number): void; stop(): void } | undefined;
+    // Reads land in the free end of `slab`; body bytes are kept (moved down over any framing) at
+    // [flushedTo, filled) until flushed to the reader as one piece.
+    let slab = Buffer.allocUnsafe(0);
+    let filled = 0;
+    let flushedTo = 0;
+    let flushScheduled = false;
+    let chunkLine = '';
+    let chunkState: 'size' | 'data' | 'data-end' | 'trailer' = 'size';
+    let chunkRemaining = 0;
+    let received = 0;
+    let finished = false;
+
+    const failBeforeAnswer = (err: Error) => {
+      if (head === undefined) return;
+      head = undefined;
       requestWatch.stop();
-      if (settled) return;
-      settled = true;
+      socket.destroy();
       reject(err);
     };
-    // Until the answer comes, bytes sent count as progress: an upload is slow to answer but moves bytes.
-    const requestWatch = watch(transport, () => false, () => {
-      const err = new TransportError(`${describe(method, url)}: the registry stalled (fewer than ${transport.stallBytes} bytes in ${transport.stallTimeoutMs} ms)`);
-      req.destroy(err);
-      fail(err);
-    });
-    const req = (secure ? https : http).request(url, { method, headers: outgoing, signal, ...tls }, (res) => {
+    const failBody = (err: Error) => {
+      bodyWatch?.stop();
+      socket.destroy();
+      const failed = body;
+      if (!failed || failed.destroyed) return;
+      // A body that fails in the packet that brought the head: its reader has not had the answer yet.
+      if (failed.listenerCount('error') > 0) failed.destroy(err);
+      else setImmediate(() => failed.destroy(err));
+    };
+
+    const flush = () => {
+      if (filled > flushedTo && body && !body.destroyed) {
+        const piece = slab.subarray(flushedTo, filled);
+        flushedTo = filled;
+        if (!body.push(piece)) socket.pause();
+      }
+    };
+    const room = (): Buffer => {
+      if (slab.length - filled < READ_BYTES) {
+        flush();
+        slab = Buffer.allocUnsafe(BODY_BUFFER_BYTES);
+        filled = 0;
+        flushedTo = 0;
+      }
+      return slab.subarray(filled);
+    };
+    const finish = () => {
+      finished = true;
+      bodyWatch?.stop();
+      flush();
+      body!.push(null);
+      socket.destroy();
+    };
+    /** Keeps slab[at, at + length) as body (at >= filled: it only ever moves down). */
+    const keep = (at: number, length: number) => {
+      if (at !== filled) slab.copyWithin(filled, at, at + length);
+      filled += length;
+    };
+
+    /** Strips chunked framing from slab[at, end); returns false once the last chunk and its trailers are through. */
+    const unchunk = (at: number, end: number): boolean => {
+      while (at < end) {
+        if (chunkState === 'data') {
+          const n = Math.min(chunkRemaining, end - at);
+          keep(at, n);
+          at += n;
+          chunkRemaining -= n;
+          if (chunkRemaining === 0) chunkState = 'data-end';
+          continue;
+        }
+        const newline = slab.indexOf(10, at);
+        const lineEnd = newline < 0 || newline >= end ? end : newline + 1;
+        chunkLine += slab.toString('latin1', at, lineEnd);
+        at = lineEnd;
+        if (chunkLine.length > MAX_CHUNK_LINE_BYTES) throw new TransportError(`${describe(method, url)}: a chunk header in the body is longer than ${MAX_CHUNK_LINE_BYTES} bytes`);
+        if (!chunkLine.endsWith('\n')) continue;
+        const line = chunkLine.replace(/\r?\n$/, '');
+        chunkLine = '';
+        if (chunkState === 'data-end') {
+          if (line !== '') throw new TransportError(`${describe(method, url)}: a chunk in the body does not end where its size says`);
+          chunkState = 'size';
+        } else if (chunkState === 'size') {
+          const size = /^([0-9a-fA-F]{1,12})\s*(;.*)?$/.exec(line);
+          if (!size) throw new TransportError(`${describe(method, url)}: a malformed chunk size ${JSON.stringify(line.slice(0, 40))} in the body`);
+          chunkRemaining = parseInt(size[1]!, 16);
+          chunkState = chunkRemaining === 0 ? 'trailer' : 'data';
+        } else if (line === '') return false;
+      }
+      return true;
+    };
+
+    /** Body bytes read into slab[at, at + length). */
+    const onBody = (at: number, length: number) => {
+      received += length;
+      bodyWatch!.moved(length);
+      if (framing.kind === 'length') {
+        const take = Math.min(length, framing.remaining);
+        keep(at, take);
+        framing.remaining -= take;
+        if (framing.remaining === 0) finish();
+      } else if (framing.kind === 'chunked') {
+        if (!unchunk(at, at + length)) finish();
+      } else keep(at, length);
+    };
+
+    /** Head bytes; returns how many of them were head (the rest is body), or -1 while the head is incomplete. */
+    const onHead = (bytes: Buffer): number => {
+      head!.push(Buffer.from(bytes));
+      headBytes += bytes.length;
+      const all = Buffer.concat(head!);
+      const end = all.indexOf('\r\n\r\n');
+      if (end < 0) {
+        if (headBytes > MAX_HEAD_BYTES) throw new TransportError(`${describe(method, url)}: the answer's headers exceed ${MAX_HEAD_BYTES} bytes`);
+        return -1;
+      }
+      const { status, headers } = parseHead(all.toString('latin1', 0, end), method, url);
+      const used = end + 4 - (headBytes - bytes.length);
+      if (status >= 100 && status < 200) {
+        // An interim answer (100 Continue): the real one follows.
+        head = [];
+        headBytes = 0;
+        const more = used < bytes.length ? onHead(bytes.subarray(used)) : -1;
+        return more < 0 ? -1 : used + more;
+      }
+      framing = framingOf(method, status, headers, url);
+      head = undefined;
       requestWatch.stop();
-      settled = true;
-      const guarded = new PassThrough();
-      const bodyWatch = watch(transport, () => guarded.readableLength >= guarded.readableHighWaterMark || guarded.writableNeedDrain, () => {
-        bodyWatch.stop();
-        const err = new TransportError(`${describe(method, url)}: the registry stalled while sending the body (fewer than ${transport.stallBytes} bytes in ${transport.stallTimeoutMs} ms)`);
-        res.destroy(err);
-        guarded.destroy(err);
+      body = new Readable({
+        highWaterMark: BODY_BUFFER_BYTES,
+        read: () => socket.resume(),
+        destroy: (err, done) => {
+          bodyWatch?.stop();
+          socket.destroy();
+          done(err);
+        },
       });
-      res.on('error', (err) => {
-        bodyWatch.stop();
-        guarded.destroy(err instanceof EngineError ? err : new TransportError(`${describe(method, url)}: the response broke off: ${err.message}`, { cause: err }));
+      bodyWatch = watch(request, () => body!.readableLength >= body!.readableHighWaterMark, () => {
+        failBody(new TransportError(`${describe(method, url)}: the registry stalled while sending the body (fewer than ${transport.stallBytes} bytes in ${transport.stallTimeoutMs} ms)`));
       });
-      guarded.on('close', () => {
-        bodyWatch.stop();
-        if (!res.complete) res.destroy();
-      });
-      guarded.on('finish', () => bodyWatch.stop());
-      // Counted on the way in, so the count does not depend on how the consumer reads.
-      const write = guarded.write.bind(guarded);
-      guarded.write = ((chunk: Buffer, ...rest: unknown[]) => {
-        bodyWatch.moved(chunk.length);
-        return (write as (...args: unknown[]) => boolean)(chunk, ...rest);
-      }) as typeof guarded.write;
-      res.pipe(guarded);
-      resolve({ status: res.statusCode ?? 0, headers: res.headers, body: guarded, url });
+      resolve({ status, headers, body, url });
+      if (framing.kind === 'none' || (framing.kind === 'length' && framing.remaining === 0)) finish();
+      return used;
+    };
+
+    const onRead = (length: number): void => {
+      try {
+        if (finished) return;
+        let at = filled;
+        if (head) {
+          const used = onHead(slab.subarray(at, at + length));
+          if (used < 0 || finished) return;
+          at += used;
+          length -= used;
+        }
+        if (length > 0) onBody(at, length);
+        // What arrived within one turn of the event loop goes on as one piece, so a fast registry
+        // fills whole buffers and a slow one is not waited for.
+        if (!finished && !flushScheduled) {
+          flushScheduled = true;
+          setImmediate(() => {
+            flushScheduled = false;
+            if (!finished) flush();
+          });
+        }
+      } catch (err) {
+        if (head) failBeforeAnswer(err as Error);
+        else failBody(err as Error);
+      }
+    };
+
+    const tlsOptions = secure
+      ? {
+          ...(transport.tls.ca && transport.tls.ca.length ? { ca: transport.tls.ca } : {}),
+          ...(transport.tls.cert ? { cert: transport.tls.cert, key: transport.tls.key } : {}),
+          rejectUnauthorized: transport.tls.verify,
+          ...(isIP(host) ? {} : { servername: host }),
+        }
+      : {};
+    const onread: net.OnReadOpts = {
+      buffer: room,
+      callback: (n) => {
+        onRead(n);
+        return true;
+      },
+    };
+    // tls.connect passes onread to its socket; its types do not list it.
+    const socket = secure ? tls.connect({ host, port, onread, ...tlsOptions } as tls.ConnectionOptions) : net.connect({ host, port, onread });
+    // Until the answer comes, bytes sent count as progress: an upload is slow to answer but moves bytes.
+    const requestWatch = watch(request, () => false, () => {
+      failBeforeAnswer(new TransportError(`${describe(method, url)}: the registry stalled (fewer than ${transport.stallBytes} bytes in ${transport.stallTimeoutMs} ms)`));
     });
-    req.on('error', (err) => {
-      if (signal.aborted) fail(new EngineError('cancelled', 'request cancelled', { cause: err }));
-      else if (err instanceof EngineError) fail(err);
-      else fail(new TransportError(`${describe(method, url)}: ${err.message}`, { cause: err }));
+
+    const onAbort = () => {
+      const err = new EngineError('cancelled', 'request cancelled');
+      if (head) failBeforeAnswer(err);
+      else if (!finished) failBody(err);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+
+    socket.on('error', (err) => {
+      const wrapped = err instanceof EngineError ? err : new TransportError(head ? `${describe(method, url)}: ${err.message}` : `${describe(method, url)}: the response broke off: ${err.message}`, { cause: err });
+      if (head) failBeforeAnswer(wrapped);
+      else if (!finished) failBody(wrapped);
     });
-    if (body === undefined) req.end();
-    else if (Buffer.isBuffer(body)) {
-      requestWatch.moved(body.length);
-      req.end(body);
-    } else {
-      body.on('data', (chunk: Buffer) => requestWatch.moved(chunk.length));
-      body.on('error', (err) => req.destroy(err));
-      body.pipe(req);
-    }
+    socket.on('close', () => {
+      signal.removeEventListener('abort', onAbort);
+      if (head) failBeforeAnswer(new TransportError(`${describe(method, url)}: the connection closed before an answer came`));
+      else if (!finished) {
+        if (framing.kind === 'close') finish();
+        else failBody(new TransportError(`${describe(method, url)}: the response broke off: the connection closed after ${received} bytes of the body`));
+      }
+    });
+    socket.once(secure ? 'secureConnect' : 'connect', () => {
+      void sendRequest(socket, request, requestWatch).catch((err: unknown) => failBeforeAnswer(err instanceof Error ? err : new Error(String(err))));
+    });
   });
+}
+
+async function sendRequest(socket: net.Socket, request: RegistryRequest, progress: { moved(bytes: number): void }): Promise<void> {
+  const { method, url, body } = request;
+  const headers: Record<string, string | string[]> = { 'User-Agent': 'tsengine', ...request.headers };
+  const has = (name: string) => Object.keys(headers).some((k) => k.toLowerCase() === name);
+  if (Buffer.isBuffer(body)) headers['Content-Length'] = String(body.length);
+  else if (body === undefined && (method === 'POST' || method === 'PUT' || method === 'PATCH')) headers['Content-Length'] = '0';
+  const chunked = body !== undefined && !Buffer.isBuffer(body) && !has('content-length');
+  if (chunked) headers['Transfer-Encoding'] = 'chunked';
+  let text = `${method} ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\n`;
+  for (const [name, value] of Object.entries(headers)) {
+    for (const one of Array.isArray(value) ? value : [value]) {
+      if (/[\r\n]/.test(name) || /[\r\n]/.test(one)) throw new EngineError('invalid', `${describe(method, url)}: header ${name} contains a line break`);
+      text += `${name}: ${one}\r\n`;
+    }
+  }
+  text += 'Connection: close\r\n\r\n';
+  const write = (data: Buffer | string): Promise<void> | undefined => (socket.write(data) ? undefined : new Promise((resolve) => socket.once('drain', resolve)));
+  await write(text);
+  if (body === undefined) return;
+  if (Buffer.isBuffer(body)) {
+    progress.moved(body.length);
+    await write(body);
+    return;
+  }
+  for await (const chunk of body) {
+    if (socket.destroyed) {
+      body.destroy();
+      return;
+    }
+    const data = chunk as Buffer;
+    if (data.length === 0) continue;
+    progress.moved(data.length);
+    if (chunked) write(`${data.length.toString(16)}\r\n`);
+    const waiting = write(data);
+    if (chunked) await write('\r\n');
+    else await waiting;
+  }
+  if (chunked) await write('0\r\n\r\n');
 }
 
 /** Reads a whole (small) response; more than `limit` bytes is an error naming `what`. */
