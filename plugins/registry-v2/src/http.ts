@@ -64,7 +64,7 @@ export async function send(request: RegistryRequest): Promise<RegistryResponse> 
   }
 }
 
-/** What one socket read may bring: the kernel's usual batch on loopback and fast links. */
+/** The least room a socket read is given (a read on loopback brings up to 64 KiB); a buffer with less left goes on, and a new one starts. */
 const READ_BYTES = 64 * 1024;
 /**
  * The body reaches its reader in pieces of buffers this large, filled across reads. Node's http
