@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { EngineError, errorMessage } from '@tsengine/core';
 import type { DigestWorker } from '@tsengine/images';
 import type { Repository } from './endpoint.js';
-import { TransportError } from './http.js';
+import { TransportError, drained } from './http.js';
 import { VerifyingStream } from './verify.js';
 
 export interface RetryPolicy {
@@ -28,19 +28,6 @@ export async function withRetries<T>(policy: RetryPolicy, signal: AbortSignal, a
       });
     }
   }
-}
-
-/** Waits until a writable wants more (or is gone), leaving no listeners behind. */
-function drained(stream: NodeJS.WritableStream & NodeJS.EventEmitter): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      stream.off('drain', done);
-      stream.off('close', done);
-      resolve();
-    };
-    stream.on('drain', done);
-    stream.on('close', done);
-  });
 }
 
 export interface BlobDescriptor {

@@ -363,7 +363,11 @@ export function exchange(request: RegistryRequest): Promise<RegistryResponse> {
       }
     });
     socket.once(secure ? 'secureConnect' : 'connect', () => {
-      void sendRequest(socket, request, requestWatch).catch((err: unknown) => failBeforeAnswer(err instanceof Error ? err : new Error(String(err))));
+      void sendRequest(socket, request, requestWatch).catch((err: unknown) => {
+        // A failed upload source (or a refused header) ends the exchange, answered or not.
+        socket.destroy();
+        failBeforeAnswer(err instanceof Error ? err : new Error(String(err)));
+      });
     });
   });
 }
@@ -384,7 +388,8 @@ async function sendRequest(socket: net.Socket, request: RegistryRequest, progres
     }
   }
   text += 'Connection: close\r\n\r\n';
-  const write = (data: Buffer | string): Promise<void> | undefined => (socket.write(data) ? undefined : new Promise((resolve) => socket.once('drain', resolve)));
+  // A registry may close the connection mid-upload: waiting for 'drain' alone would then never end.
+  const write = (data: Buffer | string): Promise<void> | undefined => (socket.write(data) ? undefined : drained(socket));
   await write(text);
   if (body === undefined) return;
   if (Buffer.isBuffer(body)) {
@@ -393,10 +398,7 @@ async function sendRequest(socket: net.Socket, request: RegistryRequest, progres
     return;
   }
   for await (const chunk of body) {
-    if (socket.destroyed) {
-      body.destroy();
-      return;
-    }
+    if (socket.destroyed) break;
     const data = chunk as Buffer;
     if (data.length === 0) continue;
     progress.moved(data.length);
@@ -404,8 +406,23 @@ async function sendRequest(socket: net.Socket, request: RegistryRequest, progres
     const waiting = write(data);
     if (chunked) await write('\r\n');
     else await waiting;
+    if (socket.destroyed) break;
   }
-  if (chunked) await write('0\r\n\r\n');
+  if (socket.destroyed) body.destroy();
+  else if (chunked) await write('0\r\n\r\n');
+}
+
+/** Waits until a writable wants more (or is gone), leaving no listeners behind. */
+export function drained(stream: NodeJS.WritableStream & NodeJS.EventEmitter): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      stream.off('drain', done);
+      stream.off('close', done);
+      resolve();
+    };
+    stream.on('drain', done);
+    stream.on('close', done);
+  });
 }
 
 /** Reads a whole (small) response; more than `limit` bytes is an error naming `what`. */

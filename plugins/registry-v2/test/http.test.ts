@@ -156,6 +156,28 @@ describe('HTTP/1.1 client', () => {
     await assert.rejects(exchange(request(base, { headers: { 'X-Evil': 'a\r\nInjected: 1' } })), /contains a line break/);
   });
 
+  it('stops reading an upload when the registry closes the connection part way', async () => {
+    const server = await rawServer(['HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n']);
+    servers.push(server);
+    let sent = 0;
+    const endless = new Readable({
+      read() {
+        sent += 64 * 1024;
+        this.push(Buffer.alloc(64 * 1024));
+      },
+    });
+    const response = await exchange(request(server.url, { method: 'PATCH', body: endless }));
+    assert.equal(response.status, 401);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the upload source is still open after ${sent} bytes`)), 5000);
+      endless.once('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    assert.ok(endless.destroyed);
+  });
+
   it('holds the connection while its reader is paused and is not taken for a stall', async () => {
     const payload = randomBytes(8 * 1024 * 1024);
     const server = http.createServer((_req, res) => res.writeHead(200, { 'Content-Length': payload.length }).end(payload));
