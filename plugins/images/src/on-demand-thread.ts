@@ -1,4 +1,5 @@
 import type { Worker } from 'node:worker_threads';
+import { batchHelperThreads } from '@tsengine/linux';
 
 export interface ThreadHandlers<FromThread> {
   message(message: FromThread): void;
@@ -36,6 +37,8 @@ export class OnDemandThread<ToThread, FromThread> {
     if (this.worker) return;
     const worker = this.spawn();
     worker.unref();
+    // A new thread takes the main thread's policy; under SCHED_BATCH, its wake-ups stop preempting the main thread.
+    worker.once('online', () => batchHelperThreads());
     worker.on('message', (message: FromThread) => this.handlers.message(message));
     worker.on('error', (err) => this.failed(worker, err));
     worker.on('exit', (code) => this.failed(worker, new Error(`the ${this.name} exited (${code})`)));

@@ -1,11 +1,21 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync, readdirSync } from 'node:fs';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { gzipSync } from 'node:zlib';
 import { type GunzipStream, GunzipWorker } from '../src/index.js';
+
+const SCHED_OTHER = 0;
+const SCHED_BATCH = 3;
+
+/** Field 41 of /proc/self/task/TID/stat (counted after the command's parentheses). */
+function schedulingPolicy(tid: string): number {
+  const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[38]);
+}
 
 function sha256(data: Buffer): string {
   return 'sha256:' + createHash('sha256').update(data).digest('hex');
@@ -126,5 +136,14 @@ describe('gunzip worker', () => {
     // Usable again afterwards: the next stream starts a new thread.
     const data = randomBytes(1000);
     assert.ok((await run(worker.gunzip(), [gzipSync(data)])).equals(data));
+  });
+
+  it('runs its thread under SCHED_BATCH, so that waking it does not preempt the main thread', async () => {
+    const data = randomBytes(1000);
+    assert.ok((await run(worker.gunzip(), [gzipSync(data)])).equals(data));
+    const policies = readdirSync('/proc/self/task').map((tid) => ({ tid: Number(tid), policy: schedulingPolicy(tid) }));
+    assert.equal(policies.find((t) => t.tid === process.pid)?.policy, SCHED_OTHER);
+    const helpers = policies.filter((t) => t.tid !== process.pid);
+    assert.deepEqual(helpers.filter((t) => t.policy !== SCHED_BATCH), []);
   });
 });

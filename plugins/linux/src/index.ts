@@ -12,3 +12,4 @@ export * from './netns.js';
 export * from './rtnetlink.js';
 export * from './zlib.js';
 export * from './memory.js';
+export * from './scheduling.js';
