@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Readable, Transform, type TransformCallback, type Writable } from 'node:stream';
 import type { DigestWorker, OffThreadHash } from './digest-worker.js';
-import type { GunzipWorker } from './gunzip-worker.js';
+import { GunzipStream, type GunzipWorker } from './gunzip-worker.js';
 
 export function sha256(data: string | Uint8Array): string {
   return 'sha256:' + createHash('sha256').update(data).digest('hex');
@@ -70,8 +70,12 @@ export class TarDecoder {
     private readonly gunzip: GunzipWorker,
   ) {}
 
-  /** The tar and its digest, hashed on the way (gzip is inflated and hashed on the gunzip worker). */
+  /**
+   * The tar and its digest, hashed on the way (gzip is inflated and hashed on the gunzip worker). A
+   * source that is a gunzip worker's stream already is one (a registry blob fed to it on download).
+   */
   async open(source: Readable): Promise<TarStream> {
+    if (source instanceof GunzipStream) return { stream: source, digest: () => source.digest() };
     const head = await peek(source, 2);
     const through = isGzip(head) ? this.gunzip.gunzip() : new HashingStream(this.digests);
     feed(source, head, through);

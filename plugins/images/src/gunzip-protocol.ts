@@ -6,7 +6,8 @@ export const GUNZIP_OUTPUT_BYTES = 1024 * 1024;
 import type { RingSlice } from './shared-ring.js';
 
 export type ToGunzipThread =
-  | { op: 'open'; id: number; ring: SharedArrayBuffer }
+  /** `plainToo`: input that does not start as gzip is passed on as it is (a registry blob of either kind). */
+  | { op: 'open'; id: number; ring: SharedArrayBuffer; plainToo: boolean }
   | { op: 'input'; id: number; slices: RingSlice[] }
   | { op: 'end'; id: number }
   | { op: 'credit'; id: number; chunks: number }

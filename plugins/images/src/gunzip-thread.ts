@@ -13,6 +13,8 @@ import type { RingSlice } from './shared-ring.js';
 
 interface Stream {
   ring: Uint8Array;
+  /** 'sniff' until the first two bytes show whether the input is gzip (only for streams opened plainToo). */
+  kind: 'sniff' | 'gzip' | 'plain';
   inflater: GzipInflater;
   hash: Hash;
   queue: RingSlice[];
@@ -48,15 +50,28 @@ function emit(id: number, stream: Stream): void {
 }
 
 function finish(id: number, stream: Stream): void {
-  if (stream.inMember || stream.members === 0) throw new Error('gzip: unexpected end of data (the layer is truncated)');
+  if (stream.kind !== 'plain' && (stream.inMember || stream.members === 0)) throw new Error('gzip: unexpected end of data (the layer is truncated)');
   if (stream.outLength > 0) emit(id, stream);
   streams.delete(id);
   stream.inflater.close();
   send({ op: 'done', id, digest: 'sha256:' + stream.hash.digest('hex') });
 }
 
-/** Inflates what has arrived, as far as the credit allows. */
+/** Settles a 'sniff' stream's kind once two bytes (or the end) are in; false while it must wait. */
+function sniff(stream: Stream): boolean {
+  const head: number[] = [];
+  for (const slice of stream.queue) {
+    for (let i = 0; i < slice.length && head.length < 2; i++) head.push(stream.ring[slice.at + i]!);
+    if (head.length === 2) break;
+  }
+  if (head.length < 2 && !stream.ended) return false;
+  stream.kind = head[0] === 0x1f && head[1] === 0x8b ? 'gzip' : 'plain';
+  return true;
+}
+
+/** Inflates (or, for plain input, copies) what has arrived, as far as the credit allows. */
 function pump(id: number, stream: Stream): void {
+  if (stream.kind === 'sniff' && !sniff(stream)) return;
   for (;;) {
     const slice = stream.queue[0];
     if (!slice) {
@@ -67,6 +82,19 @@ function pump(id: number, stream: Stream): void {
       if (stream.credit === 0) return;
       // Not zero-filled: zlib writes every byte that is handed over.
       stream.out = Buffer.allocUnsafeSlow(GUNZIP_OUTPUT_BYTES);
+    }
+    if (stream.kind === 'plain') {
+      const length = Math.min(slice.length - stream.consumed, stream.out.length - stream.outLength);
+      stream.out.set(stream.ring.subarray(slice.at + stream.consumed, slice.at + stream.consumed + length), stream.outLength);
+      stream.consumed += length;
+      stream.outLength += length;
+      if (stream.consumed === slice.length) {
+        stream.queue.shift();
+        stream.consumed = 0;
+        stream.released += slice.release;
+      }
+      if (stream.outLength === stream.out.length) emit(id, stream);
+      continue;
     }
     if (!stream.inMember) {
       // Bytes after a member are another member (as gzip and docker read them), or an error.
@@ -117,6 +145,7 @@ port.on('message', (message: ToGunzipThread) => {
     }
     streams.set(message.id, {
       ring: new Uint8Array(message.ring),
+      kind: message.plainToo ? 'sniff' : 'gzip',
       inflater,
       hash: createHash('sha256'),
       queue: [],

@@ -22,6 +22,17 @@ interface PendingWrite extends RingEntry {
   done: () => void;
 }
 
+export interface GunzipOptions {
+  /** Input that is not gzip passes through unchanged (and is hashed as the tar), instead of failing. */
+  plainToo?: boolean;
+  /**
+   * Input a writer may put down ahead of the reader before write() asks it to wait (a prefetched
+   * download). What the ring cannot take waits in the stream's write queue, as the writer's own
+   * buffers: a larger ring would be shared memory that the thread holds until it collects garbage.
+   */
+  aheadBytes?: number;
+}
+
 /**
  * gzip in, tar out, with the inflating and the hashing of the output (a layer's diff ID) on the gunzip
  * thread. Writes are copied into a ring shared with the thread; the output arrives as chunks whose
@@ -42,15 +53,16 @@ export class GunzipStream extends Duplex {
   constructor(
     private readonly link: Link,
     readonly id: number,
+    options: GunzipOptions = {},
   ) {
-    super({ readableHighWaterMark: 2 * GUNZIP_OUTPUT_BYTES, writableHighWaterMark: BATCH_BYTES });
+    super({ readableHighWaterMark: 2 * GUNZIP_OUTPUT_BYTES, writableHighWaterMark: Math.max(BATCH_BYTES, options.aheadBytes ?? 0) });
     this.result = new Promise((resolve, reject) => {
       this.resolveDigest = resolve;
       this.rejectDigest = reject;
     });
     this.result.catch(() => undefined);
     this.ring = new SharedRing(RING_BYTES, BATCH_BYTES, (slices) => link.post({ op: 'input', id, slices }));
-    link.post({ op: 'open', id, ring: this.ring.buffer });
+    link.post({ op: 'open', id, ring: this.ring.buffer, plainToo: options.plainToo === true });
   }
 
   /** "sha256:…" of the whole decompressed stream, once the thread has inflated all of it. */
@@ -154,7 +166,7 @@ export class GunzipWorker {
     }, idleMs);
   }
 
-  gunzip(): GunzipStream {
+  gunzip(options?: GunzipOptions): GunzipStream {
     this.thread.ensure();
     const stream = new GunzipStream(
       {
@@ -165,6 +177,7 @@ export class GunzipWorker {
         },
       },
       this.nextId++,
+      options,
     );
     this.streams.set(stream.id, stream);
     return stream;

@@ -16,7 +16,7 @@ export { LocalImageService } from './service.js';
 export * from './reference.js';
 export { chainIds, sha256 } from './digest.js';
 export { DigestWorker, type OffThreadHash } from './digest-worker.js';
-export { GunzipWorker, GunzipStream } from './gunzip-worker.js';
+export { GunzipWorker, GunzipStream, type GunzipOptions } from './gunzip-worker.js';
 export { applyChanges } from './changes.js';
 
 export default definePlugin({

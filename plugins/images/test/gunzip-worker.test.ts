@@ -138,6 +138,40 @@ describe('gunzip worker', () => {
     assert.ok((await run(worker.gunzip(), [gzipSync(data)])).equals(data));
   });
 
+  it('passes input that is not gzip through when asked to, with its digest; gzip is still inflated', async () => {
+    const plain = randomBytes(2 * 1024 * 1024 + 5);
+    for (const sizes of [[1, 1, 70_000], [3 * 1024 * 1024]]) {
+      const stream = worker.gunzip({ plainToo: true });
+      assert.ok((await run(stream, split(plain, sizes))).equals(plain), `chunks of ${sizes.join(', ')}`);
+      assert.equal(await stream.digest(), sha256(plain));
+    }
+    const inflated = worker.gunzip({ plainToo: true });
+    assert.ok((await run(inflated, split(gzipSync(plain), [1, 50_000]))).equals(plain));
+    const empty = worker.gunzip({ plainToo: true });
+    assert.equal((await run(empty, [])).length, 0);
+    assert.equal(await empty.digest(), sha256(Buffer.alloc(0)));
+    // Without plainToo, the same input is an error.
+    await assert.rejects(run(worker.gunzip(), [plain]), /gzip/);
+  });
+
+  it('lets a writer run as far ahead of its reader as it was allowed', async () => {
+    const data = randomBytes(12 * 1024 * 1024);
+    const gz = gzipSync(data, { level: 0 });
+    const pieces = split(gz, [1024 * 1024]);
+    const accepted = (stream: GunzipStream) => pieces.findIndex((piece) => !stream.write(piece));
+    // Nobody reads yet. By default the writer is asked to wait once the 4 MiB ring is full.
+    const bounded = worker.gunzip();
+    const taken = accepted(bounded);
+    assert.ok(taken >= 0 && taken <= 6, `the writer was asked to wait after ${taken} MiB`);
+    bounded.destroy();
+    const ahead = worker.gunzip({ aheadBytes: 16 * 1024 * 1024 });
+    assert.equal(accepted(ahead), -1);
+    ahead.end();
+    const out: Buffer[] = [];
+    for await (const chunk of ahead) out.push(chunk as Buffer);
+    assert.ok(Buffer.concat(out).equals(data));
+  });
+
   it('runs its thread under SCHED_BATCH, so that waking it does not preempt the main thread', async () => {
     const data = randomBytes(1000);
     assert.ok((await run(worker.gunzip(), [gzipSync(data)])).equals(data));

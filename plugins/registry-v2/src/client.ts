@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import type { ImageService, LoginResult, PullRequest, PullResult, PushRequest, PushResult, RegistryAuth, RegistryClient } from '@tsengine/core';
-import { DigestWorker } from '@tsengine/images';
+import { DigestWorker, GunzipWorker } from '@tsengine/images';
 import { TokenCache } from './auth.js';
 import { EndpointResolver } from './endpoint.js';
 import { login } from './login.js';
@@ -19,6 +19,8 @@ export class RegistryV2Client implements RegistryClient {
   private readonly tokens = new TokenCache();
   /** Blob digests are checked off the main thread; closed with the plugin. */
   readonly digests = new DigestWorker();
+  /** Layer blobs are inflated (and their diff IDs hashed) off the main thread as they download; closed with the plugin. */
+  readonly gunzip = new GunzipWorker();
 
   constructor(
     images: ImageService,
@@ -28,7 +30,7 @@ export class RegistryV2Client implements RegistryClient {
   ) {
     this.resolver = new EndpointResolver(options);
     const sources = new BlobSources(join(stateDir));
-    this.puller = new Puller(images, options, this.resolver, this.tokens, sources, this.digests);
+    this.puller = new Puller(images, options, this.resolver, this.tokens, sources, this.digests, this.gunzip);
     this.pusher = new Pusher(images, options, this.resolver, this.tokens, sources, this.digests);
   }
 

@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream';
 import { EngineError, type ErrorKind, type RegistryAuth, errorMessage } from '@tsengine/core';
 import { DEFAULT_DOMAIN } from '@tsengine/images';
 import { Authorizer, type Challenge, type TokenCache, credentialsOf, errorDetail, parseChallenges } from './auth.js';
-import { type RegistryResponse, type TlsSettings, type TransportSettings, TransportError, readAll, send } from './http.js';
+import { type BodyBuffers, type RegistryResponse, type TlsSettings, type TransportSettings, TransportError, readAll, send } from './http.js';
 import type { RegistryOptions } from './options.js';
 
 export const MEDIA = {
@@ -162,11 +162,19 @@ export class Session {
    * One request with the Authorization the scopes need. A 401 on a cached bearer token drops it and
    * tries once more with a fresh one, when the body can be sent again.
    */
-  async request(method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', url: URL, scopes: string[], init: { headers?: Record<string, string | string[]>; body?: Buffer | Readable } = {}): Promise<RegistryResponse> {
+  async request(method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', url: URL, scopes: string[], init: { headers?: Record<string, string | string[]>; body?: Buffer | Readable; bodyBuffers?: BodyBuffers } = {}): Promise<RegistryResponse> {
     for (let attempt = 0; ; attempt++) {
       const authorization = await this.authorizer.header(scopes);
       const headers = { ...init.headers, ...(authorization ? { Authorization: authorization } : {}) };
-      const response = await send({ method, url, headers, signal: this.signal, transport: this.transport, ...(init.body !== undefined ? { body: init.body } : {}) });
+      const response = await send({
+        method,
+        url,
+        headers,
+        signal: this.signal,
+        transport: this.transport,
+        ...(init.body !== undefined ? { body: init.body } : {}),
+        ...(init.bodyBuffers ? { bodyBuffers: init.bodyBuffers } : {}),
+      });
       const replayable = init.body === undefined || Buffer.isBuffer(init.body);
       if (response.status === 401 && attempt === 0 && this.authorizer.scheme === 'bearer' && replayable) {
         response.body.resume();
@@ -237,9 +245,9 @@ export class Repository {
   }
 
   /** GET a blob, from `offset` on with a Range request; `partial` says whether the registry honoured the range. */
-  async blob(digest: string, offset = 0): Promise<{ body: Readable; partial: boolean }> {
+  async blob(digest: string, offset = 0, bodyBuffers?: BodyBuffers): Promise<{ body: Readable; partial: boolean }> {
     const headers: Record<string, string> = offset > 0 ? { Range: `bytes=${offset}-` } : {};
-    const response = await this.session.request('GET', this.url(`blobs/${digest}`), this.scopes, { headers });
+    const response = await this.session.request('GET', this.url(`blobs/${digest}`), this.scopes, { headers, ...(bodyBuffers ? { bodyBuffers } : {}) });
     if (response.status === 206 && offset > 0) return { body: response.body, partial: true };
     if (response.status >= 500 || response.status === 429) throw new TransportError((await registryError(response, `fetching blob ${digest}`)).message);
     if (response.status !== 200) throw await registryError(response, `fetching blob ${digest}`);

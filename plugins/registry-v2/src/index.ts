@@ -21,7 +21,7 @@ export default definePlugin<RegistryOptions>({
     // The image service exists only after the images plugin's init, so it is resolved on first use.
     let client: RegistryV2Client | undefined;
     const get = (): RegistryClient => (client ??= new RegistryV2Client(container.resolve<ImageService>(ImageServiceCapability.token), ctx.options, stateDir));
-    ctx.onShutdown(() => client?.digests.close());
+    ctx.onShutdown(() => Promise.all([client?.digests.close(), client?.gunzip.close()]));
     ctx.provide(RegistryClientCapability, 'v2', () => get());
     const active = () => container.resolve<RegistryClient>(RegistryClientCapability.token);
     ctx.handle('image.pull', async (job) => active().pull(job.input, job.stdout, job.signal));

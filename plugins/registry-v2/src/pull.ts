@@ -1,6 +1,7 @@
-import type { Readable } from 'node:stream';
+import { type Readable, Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import { EngineError, type ImageService, type PullRequest, type PullResult, errorMessage, invalid, notFound } from '@tsengine/core';
-import { type DigestWorker, type Reference, familiarName, familiarString, parseNormalized, referenceString } from '@tsengine/images';
+import { type DigestWorker, type GunzipWorker, type Reference, familiarName, familiarString, parseNormalized, referenceString } from '@tsengine/images';
 import type { TokenCache } from './auth.js';
 import { downloadBlob, withRetries } from './blob.js';
 import { type EndpointResolver, MEDIA, Repository, Session } from './endpoint.js';
@@ -86,6 +87,7 @@ export class Puller {
     private readonly tokens: TokenCache,
     private readonly sources: BlobSources,
     private readonly digests: DigestWorker,
+    private readonly gunzip: GunzipWorker,
   ) {}
 
   async pull(request: PullRequest, out: Progress, signal: AbortSignal): Promise<PullResult> {
@@ -233,28 +235,34 @@ export class Puller {
   private async fetchConfig(repo: Repository, desc: Descriptor, signal: AbortSignal): Promise<Buffer> {
     if (desc.size > this.options.maxManifestBytes) throw new EngineError('invalid', `config ${desc.digest} is ${desc.size} bytes, more than the ${this.options.maxManifestBytes} bytes accepted`);
     const chunks: Buffer[] = [];
-    for await (const chunk of downloadBlob(this.digests, repo, desc, { retries: 0, retryDelayMs: 0 }, signal)) chunks.push(chunk as Buffer);
+    const into = new Writable({
+      write: (chunk: Buffer, _encoding, done) => {
+        chunks.push(chunk);
+        done();
+      },
+    });
+    downloadBlob(this.digests, repo, desc, { retries: 0, retryDelayMs: 0 }, signal, into);
+    await finished(into);
     return Buffer.concat(chunks);
   }
 
-  /** Streams a layer blob through digest and size checks straight into the layer store (no temp file). */
+  /**
+   * Streams a layer blob through digest and size checks straight into a gunzip worker's stream (no
+   * temp file), which the layer store reads as the layer's tar; a blob that is not gzip passes through.
+   */
   private openLayer(repo: Repository, desc: Descriptor, out: Progress, signal: AbortSignal, bufferBytes?: number): Readable {
     const id = shortId(desc.digest);
     out.status('Pulling fs layer', id);
-    const blob = downloadBlob(
-      this.digests,
-      repo,
-      desc,
-      this.options,
-      signal,
-      (bytes) => out.bytes('Downloading', id, bytes, desc.size),
-      () => out.status(`Retrying in ${Math.max(1, Math.round(this.options.retryDelayMs / 1000))} second${this.options.retryDelayMs > 1000 ? 's' : ''}`, id),
-      bufferBytes,
-    );
-    blob.on('end', () => {
-      out.status('Verifying Checksum', id);
-      out.status('Download complete', id);
+    const tar = this.gunzip.gunzip({ plainToo: true, ...(bufferBytes !== undefined ? { aheadBytes: bufferBytes } : {}) });
+    downloadBlob(this.digests, repo, desc, this.options, signal, tar, {
+      intoCopies: true,
+      onBytes: (bytes) => out.bytes('Downloading', id, bytes, desc.size),
+      onRetry: () => out.status(`Retrying in ${Math.max(1, Math.round(this.options.retryDelayMs / 1000))} second${this.options.retryDelayMs > 1000 ? 's' : ''}`, id),
+      onVerified: () => {
+        out.status('Verifying Checksum', id);
+        out.status('Download complete', id);
+      },
     });
-    return blob;
+    return tar;
   }
 }

@@ -4,7 +4,7 @@ import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { after, describe, it } from 'node:test';
-import { type RegistryRequest, exchange, readAll, send } from '../src/http.js';
+import { BodyBuffers, type RegistryRequest, exchange, readAll, send } from '../src/http.js';
 
 const transport = { tls: { verify: true }, stallTimeoutMs: 1000, stallBytes: 64 };
 
@@ -217,5 +217,36 @@ describe('HTTP/1.1 client', () => {
     assert.equal(response.url.pathname, '/to');
     assert.equal((await readAll(response.body, 16)).toString(), 'ok');
     await assert.rejects(send(request(`${base}/loop`)), /stopped after 10 redirects/);
+  });
+
+  it('reads into body buffers again once their pieces are back, and never into one still lent', async () => {
+    const data = randomBytes(6 * 1024 * 1024 + 123);
+    const server = await rawServer([`HTTP/1.1 200 OK\r\nContent-Length: ${data.length}\r\n\r\n`, data]);
+    servers.push(server);
+    const readWith = async (giveBack: boolean): Promise<{ copy: Buffer; buffers: number }> => {
+      const bodyBuffers = new BodyBuffers();
+      const response = await exchange(request(server.url, { bodyBuffers }));
+      const kept: Buffer[] = [];
+      const copies: Buffer[] = [];
+      const seen = new Set<ArrayBufferLike>();
+      await new Promise<void>((resolve, reject) => {
+        response.body.on('data', (piece: Buffer) => {
+          seen.add(piece.buffer);
+          if (giveBack) {
+            copies.push(Buffer.from(piece));
+            bodyBuffers.giveBack(piece);
+          } else kept.push(piece);
+        });
+        response.body.once('end', resolve).once('error', reject);
+      });
+      // Kept pieces still hold their bytes: nothing was read over them.
+      return { copy: giveBack ? Buffer.concat(copies) : Buffer.concat(kept), buffers: seen.size };
+    };
+    const reused = await readWith(true);
+    assert.ok(reused.copy.equals(data));
+    assert.ok(reused.buffers <= 3, `${reused.buffers} buffers for 6 MiB`);
+    const kept = await readWith(false);
+    assert.ok(kept.copy.equals(data));
+    assert.ok(kept.buffers >= 7, `only ${kept.buffers} buffers while every piece was kept`);
   });
 });
