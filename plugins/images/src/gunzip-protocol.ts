@@ -7,7 +7,7 @@ import type { RingSlice } from './shared-ring.js';
 
 export type ToGunzipThread =
   /** `plainToo`: input that does not start as gzip is passed on as it is (a registry blob of either kind). */
-  | { op: 'open'; id: number; ring: SharedArrayBuffer; plainToo: boolean }
+  | { op: 'open'; id: number; ring: SharedArrayBuffer; plainToo: boolean; checkCrc: boolean }
   | { op: 'input'; id: number; slices: RingSlice[] }
   | { op: 'end'; id: number }
   | { op: 'credit'; id: number; chunks: number }

@@ -138,7 +138,7 @@ port.on('message', (message: ToGunzipThread) => {
   if (message.op === 'open') {
     let inflater: GzipInflater;
     try {
-      inflater = new GzipInflater();
+      inflater = new GzipInflater({ checkCrc: message.checkCrc });
     } catch (err) {
       send({ op: 'error', id: message.id, message: (err as Error).message });
       return;

@@ -25,6 +25,8 @@ interface PendingWrite extends RingEntry {
 export interface GunzipOptions {
   /** Input that is not gzip passes through unchanged (and is hashed as the tar), instead of failing. */
   plainToo?: boolean;
+  /** false: gzip's CRC-32 is not checked, for a reader that checks the output's digest (see GzipInflater). */
+  checkCrc?: boolean;
   /**
    * Input a writer may put down ahead of the reader before write() asks it to wait (a prefetched
    * download). What the ring cannot take waits in the stream's write queue, as the writer's own
@@ -62,7 +64,7 @@ export class GunzipStream extends Duplex {
     });
     this.result.catch(() => undefined);
     this.ring = new SharedRing(RING_BYTES, BATCH_BYTES, (slices) => link.post({ op: 'input', id, slices }));
-    link.post({ op: 'open', id, ring: this.ring.buffer, plainToo: options.plainToo === true });
+    link.post({ op: 'open', id, ring: this.ring.buffer, plainToo: options.plainToo === true, checkCrc: options.checkCrc !== false });
   }
 
   /** "sha256:…" of the whole decompressed stream, once the thread has inflated all of it. */

@@ -154,6 +154,16 @@ describe('gunzip worker', () => {
     await assert.rejects(run(worker.gunzip(), [plain]), /gzip/);
   });
 
+  it("leaves gzip's CRC unchecked when asked to; the output's digest still tells", async () => {
+    const data = randomBytes(300_000);
+    const gz = gzipSync(data);
+    gz[gz.length - 6] ^= 0xff;
+    await assert.rejects(run(worker.gunzip(), [gz]), /incorrect data check/);
+    const unchecked = worker.gunzip({ checkCrc: false });
+    assert.ok((await run(unchecked, split(gz, [4096]))).equals(data));
+    assert.equal(await unchecked.digest(), sha256(data));
+  });
+
   it('lets a writer run as far ahead of its reader as it was allowed', async () => {
     const data = randomBytes(12 * 1024 * 1024);
     const gz = gzipSync(data, { level: 0 });

@@ -5,8 +5,8 @@ import { it } from 'node:test';
 import { GzipInflater } from '../src/index.js';
 
 /** Feeds `gz` in `inStep`-byte pieces through `outStep`-byte output windows; returns what came out and how many members ended. */
-function inflateAll(gz: Buffer, inStep: number, outStep: number): { out: Buffer; members: number; pendingInput: number } {
-  const inflater = new GzipInflater();
+function inflateAll(gz: Buffer, inStep: number, outStep: number, options?: { checkCrc?: boolean }): { out: Buffer; members: number; pendingInput: number } {
+  const inflater = new GzipInflater(options);
   const parts: Buffer[] = [];
   let members = 0;
   let at = 0;
@@ -62,6 +62,22 @@ it("reports corrupt data with zlib's own reason", () => {
   badCrc[badCrc.length - 6] ^= 0xff;
   assert.throws(() => inflateAll(badCrc, 1024, 1024), /^Error: gzip: incorrect data check$/);
   assert.throws(() => inflateAll(Buffer.from('plain tar, not gzip'), 1024, 1024), /^Error: gzip: incorrect header check$/);
+});
+
+it('leaves the trailer unchecked when told to, in every member, and still refuses corrupt data', () => {
+  const a = Buffer.from('first member\n'.repeat(300));
+  const b = randomBytes(5000);
+  const members = [gzipSync(a), gzipSync(b)];
+  for (const member of members) member[member.length - 6] ^= 0xff; // CRC
+  members[1]![members[1]!.length - 2] ^= 0xff; // length
+  const both = Buffer.concat(members);
+  assert.throws(() => inflateAll(both, 700, 1024), /incorrect data check/);
+  const r = inflateAll(both, 700, 1024, { checkCrc: false });
+  assert.ok(r.out.equals(Buffer.concat([a, b])));
+  assert.equal(r.members, 2);
+  const badData = gzipSync(a);
+  badData[12] ^= 0xff;
+  assert.throws(() => inflateAll(badData, 1024, 1024, { checkCrc: false }), /^Error: gzip: /);
 });
 
 it('leaves a truncated stream inside its member', () => {

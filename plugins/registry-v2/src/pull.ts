@@ -253,7 +253,8 @@ export class Puller {
   private openLayer(repo: Repository, desc: Descriptor, out: Progress, signal: AbortSignal, bufferBytes?: number): Readable {
     const id = shortId(desc.digest);
     out.status('Pulling fs layer', id);
-    const tar = this.gunzip.gunzip({ plainToo: true, ...(bufferBytes !== undefined ? { aheadBytes: bufferBytes } : {}) });
+    // The layer store checks the tar's digest against the config's diff ID: gzip's CRC would tell nothing more.
+    const tar = this.gunzip.gunzip({ plainToo: true, checkCrc: false, ...(bufferBytes !== undefined ? { aheadBytes: bufferBytes } : {}) });
     downloadBlob(this.digests, repo, desc, this.options, signal, tar, {
       intoCopies: true,
       onBytes: (bytes) => out.bytes('Downloading', id, bytes, desc.size),
