@@ -20,6 +20,7 @@ import {
   notFound,
 } from '@tsengine/core';
 import { TarDecoder, hex, sha256 } from './digest.js';
+import { withCollectionsPutOff } from './collection-pacing.js';
 import { DigestWorker } from './digest-worker.js';
 import { GunzipWorker } from './gunzip-worker.js';
 import { ImageDb, type StoredImage } from './image-store.js';
@@ -207,11 +208,13 @@ export class LocalImageService implements ImageService {
     for (const diffId of diffIds) if (typeof diffId !== 'string' || !/^sha256:[a-f0-9]{64}$/.test(diffId)) throw invalid(`invalid image config: bad diff ID ${JSON.stringify(diffId)}`);
     let held: string[] = [];
     try {
-      held = await this.layers.createChain(diffIds, (index) => openLayer(index, diffIds[index]!), {
-        independent: this.driver.independentDiffs,
-        concurrency: this.applyConcurrency,
-        onLayer: (index, existed) => onLayer?.(index, existed ? 'exists' : 'applied'),
-      });
+      held = await withCollectionsPutOff(() =>
+        this.layers.createChain(diffIds, (index) => openLayer(index, diffIds[index]!), {
+          independent: this.driver.independentDiffs,
+          concurrency: this.applyConcurrency,
+          onLayer: (index, existed) => onLayer?.(index, existed ? 'exists' : 'applied'),
+        }),
+      );
       await this.lock.run(() => this.images.put(config, meta));
       return parsed.id;
     } catch (err) {
