@@ -77,9 +77,9 @@ const BODY_BUFFER_BYTES = 1024 * 1024;
 const MAX_HEAD_BYTES = 64 * 1024;
 
 /**
- * Body buffers that are used again. The reader hands back each piece of body once it has copied it
- * (or, at the latest, drops it), and a buffer is read into again once the exchange has moved past it
- * and every piece cut from it is back. A blob then goes through a few buffers instead of a new one
+ * Body buffers that are used again. The reader hands back each piece of body once it no longer needs
+ * it (it has copied it), and a buffer is read into again once the exchange has moved past it and
+ * every piece cut from it is back. A blob then goes through a few buffers instead of a new one
  * per MiB, each of which V8 counted toward its next full collection: on a pull those collections
  * were the largest share of the daemon's CPU. For readers that copy what they get; a piece never
  * handed back only keeps its buffer from being used again.
@@ -183,8 +183,9 @@ function framingOf(method: string, status: number, headers: IncomingHttpHeaders,
 
 /**
  * One HTTP/1.1 exchange on a fresh connection (closed afterwards), without following redirects. The
- * socket reads into one reused buffer and the body is copied into large buffers that are handed on
- * whole, or sooner when the registry sends slower than it is read.
+ * socket reads straight into 1 MiB buffers (the request's BodyBuffers, or new ones), and the body goes
+ * on in pieces of them: whatever arrived in one turn of the event loop, so a fast registry fills whole
+ * buffers and a slow one is not waited for.
  */
 export function exchange(request: RegistryRequest): Promise<RegistryResponse> {
   const { method, url, signal, transport } = request;
