@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import { OnDemandThread } from './on-demand-thread.js';
+import { HELPER_IDLE_MS, OnDemandThread } from './on-demand-thread.js';
 import { type RingEntry, type RingSlice, SharedRing } from './shared-ring.js';
 
 /**
@@ -66,7 +66,7 @@ export class DigestWorker {
 
   constructor(
     private readonly ringBytes = 16 * 1024 * 1024,
-    idleMs = 10_000,
+    idleMs = HELPER_IDLE_MS,
   ) {
     this.thread = new OnDemandThread(
       'digest worker',

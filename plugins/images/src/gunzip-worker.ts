@@ -3,7 +3,7 @@ import { Duplex } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import { releaseFreeHeap } from '@tsengine/linux';
 import { type FromGunzipThread, GUNZIP_OUTPUT_BYTES, type ToGunzipThread } from './gunzip-protocol.js';
-import { OnDemandThread } from './on-demand-thread.js';
+import { HELPER_IDLE_MS, OnDemandThread } from './on-demand-thread.js';
 import { type RingEntry, SharedRing } from './shared-ring.js';
 
 /** Compressed bytes one stream may have on their way to the thread. */
@@ -155,7 +155,7 @@ export class GunzipWorker {
   private readonly thread: OnDemandThread<ToGunzipThread, FromGunzipThread>;
   private nextId = 1;
 
-  constructor(idleMs = 10_000, script = join(__dirname, 'gunzip-thread.js')) {
+  constructor(idleMs = HELPER_IDLE_MS, script = join(__dirname, 'gunzip-thread.js')) {
     this.thread = new OnDemandThread('gunzip worker', () => new Worker(script), {
       message: (message) => this.streams.get(message.id)?.receive(message),
       failed: (err) => {

@@ -12,6 +12,13 @@ export interface ThreadHandlers<FromThread> {
 }
 
 /**
+ * How long a helper thread stays up without work. Starting one again (a new isolate, its modules, its
+ * code not yet optimised) cost a cold pull of the bench image about 0.1 s and 0.2-0.3 s of CPU; pulls
+ * seconds apart keep their threads at this length.
+ */
+export const HELPER_IDLE_MS = 30_000;
+
+/**
  * A worker thread that starts on first use and ends after a quiet spell. It never keeps the process
  * alive, and a daemon that pulls nothing for a while holds no thread for it.
  */
