@@ -161,6 +161,26 @@ describe('tsengine daemon lifecycle', () => {
     }
   });
 
+  it('shuts down cleanly on a SIGTERM that comes the moment its socket appears', async () => {
+    const dir = await tempDir();
+    const socket = join(dir, 'run', 's.sock');
+    const args = [CLI_MAIN, 'daemon', '--data-root', join(dir, 'data'), '--exec-root', join(dir, 'run'), '-H', `unix://${socket}`, '--plugins', await writeConfig(dir, { plugins: BASE_PLUGINS })];
+    const child = spawn(process.execPath, args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+    const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    const deadline = Date.now() + 20_000;
+    while (!existsSync(socket) && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 1));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    try {
+      assert.deepEqual(await exited, { code: 0, signal: null }, stderr);
+      assert.equal(existsSync(socket), false);
+    } finally {
+      clearTimeout(timer);
+    }
+  });
+
   it('exits at once on a second signal while a plugin is slow to shut down', async () => {
     const dir = await tempDir();
     const slow = join(dir, 'slow-plugin.js');

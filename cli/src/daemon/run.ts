@@ -76,37 +76,48 @@ export async function runDaemon(flags: DaemonFlags, options: DaemonOptions): Pro
   const stopServers = async () => {
     await Promise.all(servers.map((s) => s.close().catch((err: unknown) => logger.error({ server: s.name, err: errorMessage(err) }, 'closing API server failed'))));
   };
+  // Before the API listens: a client may signal the daemon as soon as it has answered a ping. The
+  // shutdown waits for the listening to end, so that closing the servers also removes their sockets.
+  let stopping = false;
+  let listening: Promise<void> = Promise.resolve();
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: forcing exit');
+      releasePidFiles();
+      process.exit(130);
+    }
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    void listening
+      .catch(() => undefined)
+      .then(() => shutdown(logger, booted, stopServers))
+      .finally(() => {
+        releasePidFiles();
+        logger.info('shutdown complete');
+        process.exit(0);
+      });
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
     servers = apiServers(booted);
-    for (const server of servers) await server.listen(settings.hosts);
+    listening = (async () => {
+      for (const server of servers) await server.listen(settings.hosts);
+    })();
+    await listening;
   } catch (err) {
+    // A signal came meanwhile: its shutdown finishes the exit.
+    if (stopping) return new Promise<never>(() => undefined);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     logger.fatal({ err: errorMessage(err) }, 'cannot start the API');
     await stopServers();
     await booted.engine.shutdown(SHUTDOWN_DEADLINE_MS);
     releasePidFiles();
     throw startupError(err);
   }
-  logger.info({ hosts: settings.hosts }, 'daemon ready');
-
-  return new Promise<never>(() => {
-    let stopping = false;
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (stopping) {
-        logger.warn({ signal }, 'second signal: forcing exit');
-        releasePidFiles();
-        process.exit(130);
-      }
-      stopping = true;
-      logger.info({ signal }, 'shutting down');
-      void shutdown(logger, booted, stopServers).finally(() => {
-        releasePidFiles();
-        logger.info('shutdown complete');
-        process.exit(0);
-      });
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  });
+  if (!stopping) logger.info({ hosts: settings.hosts }, 'daemon ready');
+  return new Promise<never>(() => undefined);
 }
 
 async function shutdown(logger: Logger, booted: BootedEngine, stopServers: () => Promise<void>): Promise<void> {
