@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { CONTAINER_PLUGINS, type CommandResult, type Daemon, docker, runCommand, startDaemon } from '../helpers/daemon.js';
@@ -65,6 +65,16 @@ after(async () => {
 });
 
 describe('resources and security options', () => {
+  it("runs containers under the default scheduling policy, not the daemon's helper threads' SCHED_BATCH", async () => {
+    // Field 41 of stat (counted after the command's parentheses) is the policy: 0 SCHED_OTHER, 3 SCHED_BATCH.
+    const policyOf = (stat: string) => stat.slice(stat.lastIndexOf(')') + 2).split(' ')[38];
+    // The image import in before() started the digest thread, which put the helper threads under SCHED_BATCH.
+    const threads = readdirSync(`/proc/${daemon.pid}/task`).map((tid) => ({ tid, policy: policyOf(readFileSync(`/proc/${daemon.pid}/task/${tid}/stat`, 'utf8')) }));
+    assert.ok(threads.some((t) => t.policy === '3'), 'no helper thread of the daemon is under SCHED_BATCH');
+    assert.equal(threads.find((t) => t.tid === String(daemon.pid))?.policy, '0');
+    assert.equal((await ok(['run', '--rm', 'busybox', 'sh', '-c', "cut -d' ' -f41 /proc/self/stat"])).trim(), '0');
+  });
+
   it('writes memory, swap, cpu, cpuset and pids limits into the cgroup', async () => {
     const id = (await ok(['run', '-d', '--memory', '64m', '--memory-swap', '128m', '--cpus', '0.5', '--cpu-shares', '512', '--cpuset-cpus', '0', '--pids-limit', '42', 'busybox', 'sleep', '3600'])).trim();
     try {
