@@ -9,6 +9,14 @@ import { gzipSync } from 'node:zlib';
 import { REPO_ROOT, runCommand, startDaemon, type Daemon } from '../helpers/daemon.js';
 import { busyboxRootfsTar } from '../helpers/images.js';
 
+/** Builds an embedded bundle of `plugins` into a fresh directory; returns it, the bundle and the build's output. */
+async function buildBundle(plugins: string): Promise<{ outdir: string; bundle: string; output: string }> {
+  const outdir = await mkdtemp(join(tmpdir(), 'tsengine-embedded-'));
+  const result = await runCommand(process.execPath, [join(REPO_ROOT, 'scripts', 'build-embedded.js'), '--plugins', plugins, '--outdir', outdir], { timeoutMs: 120_000 });
+  assert.equal(result.status, 0, result.stderr);
+  return { outdir, bundle: join(outdir, 'tsengine.js'), output: result.stdout };
+}
+
 describe('embedded build', () => {
   let outdir: string;
   let bundle: string;
@@ -16,11 +24,7 @@ describe('embedded build', () => {
   let daemon: Daemon | undefined;
 
   before(async () => {
-    outdir = await mkdtemp(join(tmpdir(), 'tsengine-embedded-'));
-    const result = await runCommand(process.execPath, [join(REPO_ROOT, 'scripts', 'build-embedded.js'), '--plugins', 'api-server,system', '--outdir', outdir], { timeoutMs: 120_000 });
-    assert.equal(result.status, 0, result.stderr);
-    buildOutput = result.stdout;
-    bundle = join(outdir, 'tsengine.js');
+    ({ outdir, bundle, output: buildOutput } = await buildBundle('api-server,system'));
   });
 
   after(async () => {
@@ -55,10 +59,7 @@ describe('embedded build with the image store', () => {
   let daemon: Daemon | undefined;
 
   before(async () => {
-    outdir = await mkdtemp(join(tmpdir(), 'tsengine-embedded-images-'));
-    const result = await runCommand(process.execPath, [join(REPO_ROOT, 'scripts', 'build-embedded.js'), '--plugins', 'api-server,system,images,graphdriver-vfs', '--outdir', outdir], { timeoutMs: 120_000 });
-    assert.equal(result.status, 0, result.stderr);
-    bundle = join(outdir, 'tsengine.js');
+    ({ outdir, bundle } = await buildBundle('api-server,system,images,graphdriver-vfs'));
   });
 
   after(async () => {
