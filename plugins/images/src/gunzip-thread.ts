@@ -1,8 +1,8 @@
 /**
  * The gunzip worker's program (see gunzip-worker.ts for the protocol's other side). For each stream it
  * inflates the compressed bytes the main thread copied into the stream's ring, hashes the output (the
- * layer's diff ID) and hands the output over in chunks whose memory moves to the main thread without a
- * copy. It produces only as many chunks as the main thread has asked for, so a gzip bomb stalls here
+ * layer's diff ID) and, where asked, the input (the blob's digest), and hands the output over in chunks
+ * whose memory moves to the main thread without a copy. It produces only as many chunks as the main thread has asked for, so a gzip bomb stalls here
  * instead of filling memory.
  */
 import { type Hash, createHash } from 'node:crypto';
@@ -16,7 +16,10 @@ interface Stream {
   /** 'sniff' until the first two bytes show whether the input is gzip (only for streams opened plainToo). */
   kind: 'sniff' | 'gzip' | 'plain';
   inflater: GzipInflater;
+  /** Of the output (the tar). */
   hash: Hash;
+  /** Of the input, as it arrives (a registry blob's digest), when the stream was opened hashInput. */
+  inputHash: Hash | undefined;
   queue: RingSlice[];
   /** Bytes of queue[0] already inflated. */
   consumed: number;
@@ -148,6 +151,7 @@ port.on('message', (message: ToGunzipThread) => {
       kind: message.plainToo ? 'sniff' : 'gzip',
       inflater,
       hash: createHash('sha256'),
+      inputHash: message.hashInput ? createHash('sha256') : undefined,
       queue: [],
       consumed: 0,
       ended: false,
@@ -164,8 +168,16 @@ port.on('message', (message: ToGunzipThread) => {
   if (!stream) return; // failed or closed already; late messages are moot
   switch (message.op) {
     case 'input':
+      for (const slice of message.slices) stream.inputHash?.update(stream.ring.subarray(slice.at, slice.at + slice.length));
       stream.queue.push(...message.slices);
       break;
+    case 'input-digest': {
+      // Messages arrive in order: every input message of this stream so far has been hashed.
+      const digest = stream.inputHash ? 'sha256:' + stream.inputHash.digest('hex') : '';
+      stream.inputHash = undefined;
+      send({ op: 'input-digest', id: message.id, digest });
+      return;
+    }
     case 'end':
       stream.ended = true;
       break;

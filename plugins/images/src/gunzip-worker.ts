@@ -27,6 +27,8 @@ export interface GunzipOptions {
   plainToo?: boolean;
   /** false: gzip's CRC-32 is not checked, for a reader that checks the output's digest (see GzipInflater). */
   checkCrc?: boolean;
+  /** The thread hashes the input as well (a registry blob's digest): see inputDigest(). */
+  hashInput?: boolean;
   /**
    * Input a writer may put down ahead of the reader before write() asks it to wait (a prefetched
    * download). What the ring cannot take waits in the stream's write queue, as the writer's own
@@ -36,8 +38,8 @@ export interface GunzipOptions {
 }
 
 /**
- * gzip in, tar out, with the inflating and the hashing of the output (a layer's diff ID) on the gunzip
- * thread. Writes are copied into a ring shared with the thread; the output arrives as chunks whose
+ * gzip in, tar out, with the inflating and the hashing of the output (a layer's diff ID), and of the
+ * input where asked, on the gunzip thread. Writes are copied into a ring shared with the thread; the output arrives as chunks whose
  * memory the thread hands over. It is an error for the input to end inside a gzip member.
  */
 export class GunzipStream extends Duplex {
@@ -49,6 +51,7 @@ export class GunzipStream extends Duplex {
   private readonly result: Promise<string>;
   private resolveDigest!: (digest: string) => void;
   private rejectDigest!: (err: Error) => void;
+  private inputWaiter: { resolve: (digest: string) => void; reject: (err: Error) => void } | undefined;
   /** Decompressed bytes passed on so far. */
   bytes = 0;
 
@@ -64,12 +67,26 @@ export class GunzipStream extends Duplex {
     });
     this.result.catch(() => undefined);
     this.ring = new SharedRing(RING_BYTES, BATCH_BYTES, (slices) => link.post({ op: 'input', id, slices }));
-    link.post({ op: 'open', id, ring: this.ring.buffer, plainToo: options.plainToo === true, checkCrc: options.checkCrc !== false });
+    link.post({ op: 'open', id, ring: this.ring.buffer, plainToo: options.plainToo === true, checkCrc: options.checkCrc !== false, hashInput: options.hashInput === true });
   }
 
   /** "sha256:…" of the whole decompressed stream, once the thread has inflated all of it. */
   digest(): Promise<string> {
     return this.result;
+  }
+
+  /**
+   * "sha256:…" of the input written so far, for a stream opened with hashInput. Ask once, when every
+   * write has called back (its bytes are in the ring then) and before writing more: the hash ends here.
+   */
+  inputDigest(): Promise<string> {
+    if (this.settled) return Promise.reject(new Error('the gunzip stream has ended'));
+    if (this.inputWaiter) return Promise.reject(new Error('the input digest was asked for already'));
+    return new Promise((resolve, reject) => {
+      this.inputWaiter = { resolve, reject };
+      this.ring.flush();
+      this.link.post({ op: 'input-digest', id: this.id });
+    });
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, done: (err?: Error | null) => void): void {
@@ -99,6 +116,8 @@ export class GunzipStream extends Duplex {
       this.link.forget(this.id);
       this.rejectDigest(err ?? new Error('the gunzip stream was closed before its end'));
     }
+    this.inputWaiter?.reject(err ?? new Error('the gunzip stream was closed before its input was hashed'));
+    this.inputWaiter = undefined;
     this.pending = undefined;
     done(err);
   }
@@ -114,6 +133,11 @@ export class GunzipStream extends Duplex {
         this.bytes += message.length;
         this.push(Buffer.from(message.data, 0, message.length));
         this.released(message.released);
+        return;
+      case 'input-digest':
+        if (message.digest) this.inputWaiter?.resolve(message.digest);
+        else this.inputWaiter?.reject(new Error('the gunzip stream was not opened to hash its input'));
+        this.inputWaiter = undefined;
         return;
       case 'done':
         this.settled = true;

@@ -154,6 +154,27 @@ describe('gunzip worker', () => {
     await assert.rejects(run(worker.gunzip(), [plain]), /gzip/);
   });
 
+  it('hashes its input when asked to, before the input ends (a registry blob checked before its end is let through)', async () => {
+    const data = randomBytes(6 * 1024 * 1024 + 3);
+    const gz = gzipSync(data, { level: 1 });
+    for (const [input, options] of [[gz, {}], [data, { plainToo: true }]] as const) {
+      const stream = worker.gunzip({ ...options, hashInput: true });
+      const out: Buffer[] = [];
+      const reading = (async () => {
+        for await (const chunk of stream) out.push(chunk as Buffer);
+      })();
+      for (const chunk of split(input, [1, 70_000, 1024 * 1024])) await new Promise<void>((resolve, reject) => stream.write(chunk, (err) => (err ? reject(err) : resolve())));
+      assert.equal(await stream.inputDigest(), sha256(input));
+      stream.end();
+      await reading;
+      assert.ok(Buffer.concat(out).equals(data));
+      assert.equal(await stream.digest(), sha256(data));
+    }
+    const unasked = worker.gunzip();
+    await assert.rejects(unasked.inputDigest(), /not opened to hash its input/);
+    unasked.destroy();
+  });
+
   it("leaves gzip's CRC unchecked when asked to; the output's digest still tells", async () => {
     const data = randomBytes(300_000);
     const gz = gzipSync(data);

@@ -247,16 +247,18 @@ export class Puller {
   }
 
   /**
-   * Streams a layer blob through digest and size checks straight into a gunzip worker's stream (no
-   * temp file), which the layer store reads as the layer's tar; a blob that is not gzip passes through.
+   * Streams a layer blob through size checks straight into a gunzip worker's stream (no temp file),
+   * which hashes the blob on its thread as well; the layer store reads it as the layer's tar. A blob
+   * that is not gzip passes through.
    */
   private openLayer(repo: Repository, desc: Descriptor, out: Progress, signal: AbortSignal, bufferBytes?: number): Readable {
     const id = shortId(desc.digest);
     out.status('Pulling fs layer', id);
     // The layer store checks the tar's digest against the config's diff ID: gzip's CRC would tell nothing more.
-    const tar = this.gunzip.gunzip({ plainToo: true, checkCrc: false, ...(bufferBytes !== undefined ? { aheadBytes: bufferBytes } : {}) });
+    const tar = this.gunzip.gunzip({ plainToo: true, checkCrc: false, hashInput: true, ...(bufferBytes !== undefined ? { aheadBytes: bufferBytes } : {}) });
     downloadBlob(this.digests, repo, desc, this.options, signal, tar, {
       intoCopies: true,
+      intoDigest: () => tar.inputDigest(),
       onBytes: (bytes) => out.bytes('Downloading', id, bytes, desc.size),
       onRetry: () => out.status(`Retrying in ${Math.max(1, Math.round(this.options.retryDelayMs / 1000))} second${this.options.retryDelayMs > 1000 ? 's' : ''}`, id),
       onVerified: () => {
