@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { applyLayer, directorySize, exportOverlayUpper, overlayChanges } from '@tsengine/archive';
 import { type Change, type GraphDriver, PluginSkip, conflict, errorMessage, invalid, notFound, systemError } from '@tsengine/core';
-import { MNT, MS, SyscallError, backingFilesystem, mount, umount } from '@tsengine/linux';
+import { MNT, MS, SyscallError, backingFilesystem, mount, spreadSubdirectories, umount } from '@tsengine/linux';
 import { isMountPoint, mountsUnder } from './mountinfo.js';
 
 /** mount(2) copies at most one page of option data; Docker keeps lowerdir short for this reason. */
@@ -76,6 +76,9 @@ export class OverlayDriver implements GraphDriver {
     } catch (err) {
       throw new PluginSkip(`overlay: cannot create ${this.linkDir}: ${errorMessage(err)}`);
     }
+    // Layers are made and removed whole: each in a block group of its own, a new one does not land
+    // among the inodes of one just removed.
+    spreadSubdirectories(this.home);
     await this.probe();
     for (const left of await readdir(this.trashDir)) this.emptyTrash(join(this.trashDir, left));
   }

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,7 +7,7 @@ import { Readable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { pack } from 'tar-stream';
 import { PluginSkip } from '@tsengine/core';
-import { MNT, mount, umount } from '@tsengine/linux';
+import { MNT, backingFilesystem, mount, umount } from '@tsengine/linux';
 import plugin, { MOUNT_DATA_LIMIT, OverlayDriver, type OverlayOptions, mountsUnder } from '../src/index.js';
 
 const base = mkdtempSync(join(tmpdir(), 'tsengine-overlay-'));
@@ -152,6 +153,18 @@ describe('overlay driver', () => {
       assert.doesNotMatch(options, /volatile/);
       await driver.put('c1');
     });
+  });
+
+  it('marks its home on ext4 so that each layer directory goes to a block group of its own (chattr +T)', async (t) => {
+    if ((await backingFilesystem(base)) !== 'extfs') return t.skip(`${base} is not on ext4`);
+    const root = join(base, 'spread');
+    const driver = new OverlayDriver(root);
+    await driver.init();
+    try {
+      assert.match(execFileSync('lsattr', ['-d', root], { encoding: 'utf8' }).split(' ')[0]!, /T/);
+    } finally {
+      await driver.cleanup();
+    }
   });
 
   it('takes a removed layer out of its place at once and deletes its files in the background', async () => {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { applyLayer, changes, changesSize, exportChanges } from '@tsengine/archive';
-import { backingFilesystem } from '@tsengine/linux';
+import { backingFilesystem, spreadSubdirectories } from '@tsengine/linux';
 import { type Change, type GraphDriver, conflict, invalid, notFound, systemError } from '@tsengine/core';
 
 const run = promisify(execFile);
@@ -32,6 +32,9 @@ export class VfsDriver implements GraphDriver {
 
   async init(): Promise<void> {
     await mkdir(this.dirs, { recursive: true, mode: 0o700 });
+    // Layers are made and removed whole: each in a block group of its own, a new one does not land
+    // among the inodes of one just removed.
+    spreadSubdirectories(this.dirs);
   }
 
   async status(): Promise<Array<[string, string]>> {

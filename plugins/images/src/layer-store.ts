@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -195,6 +196,13 @@ export class LayerStore {
     const tasks: Array<Promise<void>> = [];
     let below: Promise<void> = Promise.resolve();
     let parent: string | null = null;
+    /** Cache IDs of the layers this call is still applying: a parent may be one of them. */
+    const applyingHere = new Map<string, string>();
+    const cacheIdOf = (chainId: string): string => {
+      const cacheId = this.layers.get(chainId)?.cacheId ?? applyingHere.get(chainId);
+      if (cacheId === undefined) throw systemError(`parent layer ${chainId} is missing`);
+      return cacheId;
+    };
     // Every layer's record is on disk before any layer's data flows: fsyncing a record behind another
     // layer's writes waited for them (70-190 ms a record here), and each wait held back a layer's start.
     let allRecorded!: () => void;
@@ -219,15 +227,15 @@ export class LayerStore {
           below.catch(() => undefined); // seen by the layer above and by allSettled below
           continue;
         }
-        const parentCacheId = parentId ? (this.layers.get(parentId)?.cacheId ?? (await this.pendingCacheId(parentId))) : null;
-        prepared = await this.prepare(chainId, diffId, parentId, parentCacheId);
+        prepared = await this.prepare(chainId, diffId, parentId, parentId ? cacheIdOf(parentId) : null);
+        applyingHere.set(chainId, prepared.cacheId);
       } catch (err) {
         unlock();
         fail(err);
         break;
       }
       const record = prepared;
-      const parentCacheId = parentId ? hex(parentId) : null;
+      const parentCacheId = parentId ? cacheIdOf(parentId) : null;
       const lower = below;
       const applying = slots.run(async () => {
         await recorded;
@@ -264,12 +272,6 @@ export class LayerStore {
     return held;
   }
 
-  /** The cache ID of a parent this very call is still applying (its driver directory exists already). */
-  private async pendingCacheId(chainId: string): Promise<string> {
-    if (!(await this.driver.exists(hex(chainId)))) throw systemError(`parent layer ${chainId} is missing`);
-    return hex(chainId);
-  }
-
   /** Holds the layer's creation lock until the returned function is called. */
   private lock(chainId: string): Promise<() => void> {
     return new Promise((acquired) => {
@@ -284,10 +286,12 @@ export class LayerStore {
 
   /** Writes the incomplete record, then a fresh driver directory for it. */
   private async prepare(chainId: string, diffId: string, parent: string | null, parentCacheId: string | null): Promise<LayerRecord> {
-    const record: LayerRecord = { chainId, diffId, parent, size: 0, cacheId: hex(chainId), state: 'incomplete' };
+    // Random, like Docker's cache IDs. A layer made again soon after its removal then gets a directory
+    // of another name, which a driver may place elsewhere on the disk than the files still being freed
+    // (see spreadSubdirectories in @tsengine/linux).
+    const record: LayerRecord = { chainId, diffId, parent, size: 0, cacheId: randomBytes(32).toString('hex'), state: 'incomplete' };
     await writeJsonAtomic(this.recordPath(chainId), record);
     try {
-      if (await this.driver.exists(record.cacheId)) await this.driver.remove(record.cacheId);
       await this.driver.create(record.cacheId, parentCacheId);
     } catch (err) {
       await this.rollback(record);

@@ -81,6 +81,11 @@ describe('images plugin (vfs)', () => {
   const driver = () => booted.container.resolve<GraphDriver>(GraphDriverCapability.token);
   const service = () => booted.container.resolve<ImageService>(ImageServiceCapability.token);
 
+  /** The driver directory of a layer, from its record. */
+  async function cacheIdOf(chainId: string): Promise<string> {
+    return (JSON.parse(await readFile(join(dataRoot, 'image', 'vfs', 'layerdb', 'sha256', `${chainId.slice(7)}.json`), 'utf8')) as { cacheId: string }).cacheId;
+  }
+
   async function importTar(data: Buffer, input: { repo?: string; changes?: string[]; message?: string } = {}): Promise<string> {
     const { id } = await engine().run('image.import', input, { stdin: stdinOf(data) });
     return id;
@@ -110,12 +115,13 @@ describe('images plugin (vfs)', () => {
     assert.equal(hist.length, 1);
     assert.equal(hist[0]!.Comment, 'Imported from -');
     assert.deepEqual(hist[0]!.Tags, ['imp:1']);
-    // The layer's files are in the driver under the chain ID.
-    const path = await driver().get(digestOf(tarball).slice(7));
+    // The layer's files are in the driver under the cache ID its record names.
+    const cacheId = await cacheIdOf(digestOf(tarball));
+    const path = await driver().get(cacheId);
     try {
       assert.equal(await readFile(join(path, 'etc/motd'), 'utf8'), 'welcome');
     } finally {
-      await driver().put(digestOf(tarball).slice(7));
+      await driver().put(cacheId);
     }
   });
 
@@ -137,12 +143,19 @@ describe('images plugin (vfs)', () => {
       assert.equal(errorKind(err), 'conflict');
       return true;
     });
-    const chain = digestOf(tarball).slice(7);
-    assert.equal(await driver().exists(chain), true);
+    const cacheId = await cacheIdOf(digestOf(tarball));
+    assert.equal(await driver().exists(cacheId), true);
     const result = await engine().run('image.remove', { name: id.slice(7, 19), force: true });
     assert.deepEqual(result, [{ Untagged: 'first:1' }, { Untagged: 'localhost:5000/third:3' }, { Deleted: id }, { Deleted: digestOf(tarball) }]);
-    assert.equal(await driver().exists(chain), false);
+    assert.equal(await driver().exists(cacheId), false);
     await assert.rejects(engine().run('image.inspect', { name: id }), /No such image/);
+    // Made again, the layer gets a directory of a new name (random, like Docker's cache IDs).
+    await importTar(tarball, { repo: 'first:again' });
+    const again = await cacheIdOf(digestOf(tarball));
+    assert.match(again, /^[0-9a-f]{64}$/);
+    assert.notEqual(again, cacheId);
+    assert.equal(await driver().exists(again), true);
+    await engine().run('image.remove', { name: 'first:again' });
   });
 
   it('refuses to delete an image a container uses, unless forced for a stopped one', async () => {
@@ -165,7 +178,7 @@ describe('images plugin (vfs)', () => {
     const id = await importTar(tarball, { repo: 'held:1' });
     const resolved = await engine().run('image.resolve', { name: 'held:1' });
     assert.equal(resolved.id, id);
-    assert.equal(resolved.topLayer, digestOf(tarball).slice(7));
+    assert.equal(resolved.topLayer, await cacheIdOf(digestOf(tarball)));
     await service().retainLayer(resolved.chain[0]!, 'container-1');
     const result = await engine().run('image.remove', { name: 'held:1' });
     assert.deepEqual(result, [{ Untagged: 'held:1' }, { Deleted: id }]);
