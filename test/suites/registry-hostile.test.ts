@@ -48,6 +48,7 @@ describe('registry-v2: a hostile registry gets a clear error in bounded time and
   }
 
   it('wrong digest', () => refused('wrongdigest', /digest mismatch for blob sha256:[a-f0-9]{64}: the registry sent content with digest sha256:/));
+  it('wrong config digest', () => refused('wrongconfig', new RegExp(`digest mismatch for blob ${hostile.configDigest}: the registry sent content with digest sha256:`)));
   it('truncated blob, every time', () => refused('truncated', /the download (broke off|ended) after \d+ of \d+ bytes/));
   it('endless manifest', () => refused('hugemanifest', /the manifest exceeds 65536 bytes/));
   it('manifest announcing 64 MiB', () => refused('bigmanifest', /the manifest is 67108864 bytes, more than the 65536 bytes a manifest may have/));

@@ -1,7 +1,6 @@
 import type { Readable, Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EngineError, errorMessage } from '@tsengine/core';
-import type { DigestWorker } from '@tsengine/images';
 import type { Repository } from './endpoint.js';
 import { BodyBuffers, TransportError, drained } from './http.js';
 
@@ -40,12 +39,6 @@ export interface DownloadOptions {
    * the body's buffers are then read into again instead of new ones.
    */
   intoCopies?: boolean;
-  /**
-   * `into` hashes what it is written on a thread of its own (a gunzip stream opened hashInput): this
-   * gives the digest of all of it, asked for once every write has called back. The digest worker is
-   * left out, and the blob's bytes are copied once instead of twice.
-   */
-  intoDigest?: () => Promise<string>;
   onBytes?: (bytes: number) => void;
   onRetry?: (err: unknown) => void;
   /** Every byte is in and the size and digest are right; `into` is being ended. */
@@ -58,41 +51,32 @@ export interface DownloadOptions {
  * error otherwise, so its reader (a decompressor, an extractor) never reaches the end of unverified
  * content. A download cut short is resumed where it stopped: with a Range request when the registry
  * honours it, otherwise by fetching the blob again and skipping what was already written. `into`
- * never gets a byte twice. The hashing runs on the digest worker's thread, or on `into`'s (intoDigest).
+ * never gets a byte twice. `into` hashes what it is written (a layer's gunzip stream on its thread,
+ * a config's collector here); `digestOfWritten` is asked once every write has called back.
  */
 export function downloadBlob(
-  digests: DigestWorker,
   repo: Repository,
   desc: BlobDescriptor,
   policy: RetryPolicy,
   signal: AbortSignal,
   into: Writable,
+  digestOfWritten: () => Promise<string>,
   options: DownloadOptions = {},
 ): void {
-  const hash = options.intoDigest ? undefined : digests.hash();
   const buffers = options.intoCopies ? new BodyBuffers() : undefined;
   let delivered = 0;
   let unwritten = 0;
   let allWritten: (() => void) | undefined;
-  /** Writes one piece of body (or the part of it past what was skipped); the piece goes back once hashed and written. */
+  /** Writes one piece of body (or the part of it past what was skipped); the piece goes back once written. */
   const deliver = async (piece: Buffer, chunk: Buffer): Promise<void> => {
     delivered += chunk.length;
     if (delivered > desc.size) throw new EngineError('invalid', `blob ${desc.digest} is larger than its descriptor says (${desc.size} bytes)`);
     options.onBytes?.(delivered);
-    let holds = hash ? 2 : 1;
-    const release = () => {
-      if (--holds === 0) buffers?.giveBack(piece);
-    };
-    const hashed = hash?.update(chunk);
     unwritten++;
     into.write(chunk, () => {
-      release();
+      buffers?.giveBack(piece);
       if (--unwritten === 0) allWritten?.();
     });
-    if (hash) {
-      if (hashed) await hashed;
-      release();
-    }
     if (into.writableNeedDrain) await drained(into);
   };
   /** Once every write has called back, or `into` closed (a destroyed stream may never call back). */
@@ -131,19 +115,14 @@ export function downloadBlob(
   withRetries(policy, signal, once_, options.onRetry)
     .then(async () => {
       if (into.destroyed) return;
-      let actual: string;
-      if (hash) actual = await hash.digest();
-      else {
-        await writtenOrClosed();
-        if (into.destroyed) return;
-        actual = await options.intoDigest!();
-      }
+      await writtenOrClosed();
+      if (into.destroyed) return;
+      const actual = await digestOfWritten();
       if (actual !== desc.digest) throw new EngineError('invalid', `digest mismatch for blob ${desc.digest}: the registry sent content with digest ${actual}`);
       options.onVerified?.();
       into.end();
     })
-    .catch((err: unknown) => into.destroy(err instanceof Error ? err : new Error(String(err))))
-    .finally(() => hash?.discard());
+    .catch((err: unknown) => into.destroy(err instanceof Error ? err : new Error(String(err))));
 }
 
 /**

@@ -17,9 +17,9 @@ export class RegistryV2Client implements RegistryClient {
   private readonly pusher: Pusher;
   private readonly resolver: EndpointResolver;
   private readonly tokens = new TokenCache();
-  /** Blob digests are checked off the main thread; closed with the plugin. */
+  /** The diff IDs of layers pushed are checked off the main thread; closed with the plugin. */
   readonly digests = new DigestWorker();
-  /** Layer blobs are inflated (and their diff IDs hashed) off the main thread as they download; closed with the plugin. */
+  /** Layer blobs are hashed, inflated and their diff IDs hashed off the main thread as they download; closed with the plugin. */
   readonly gunzip = new GunzipWorker();
 
   constructor(
@@ -30,7 +30,7 @@ export class RegistryV2Client implements RegistryClient {
   ) {
     this.resolver = new EndpointResolver(options);
     const sources = new BlobSources(join(stateDir));
-    this.puller = new Puller(images, options, this.resolver, this.tokens, sources, this.digests, this.gunzip);
+    this.puller = new Puller(images, options, this.resolver, this.tokens, sources, this.gunzip);
     this.pusher = new Pusher(images, options, this.resolver, this.tokens, sources, this.digests);
   }
 

@@ -1,7 +1,8 @@
+import { createHash } from 'node:crypto';
 import { type Readable, Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { EngineError, type ImageService, type PullRequest, type PullResult, errorMessage, invalid, notFound } from '@tsengine/core';
-import { type DigestWorker, type GunzipWorker, type Reference, familiarName, familiarString, parseNormalized, referenceString } from '@tsengine/images';
+import { type GunzipWorker, type Reference, familiarName, familiarString, parseNormalized, referenceString } from '@tsengine/images';
 import type { TokenCache } from './auth.js';
 import { downloadBlob, withRetries } from './blob.js';
 import { type EndpointResolver, MEDIA, Repository, Session } from './endpoint.js';
@@ -86,7 +87,6 @@ export class Puller {
     private readonly resolver: EndpointResolver,
     private readonly tokens: TokenCache,
     private readonly sources: BlobSources,
-    private readonly digests: DigestWorker,
     private readonly gunzip: GunzipWorker,
   ) {}
 
@@ -235,13 +235,16 @@ export class Puller {
   private async fetchConfig(repo: Repository, desc: Descriptor, signal: AbortSignal): Promise<Buffer> {
     if (desc.size > this.options.maxManifestBytes) throw new EngineError('invalid', `config ${desc.digest} is ${desc.size} bytes, more than the ${this.options.maxManifestBytes} bytes accepted`);
     const chunks: Buffer[] = [];
+    // A config is small (maxManifestBytes at most): hashed here, it wakes no thread.
+    const hash = createHash('sha256');
     const into = new Writable({
       write: (chunk: Buffer, _encoding, done) => {
         chunks.push(chunk);
+        hash.update(chunk);
         done();
       },
     });
-    downloadBlob(this.digests, repo, desc, { retries: 0, retryDelayMs: 0 }, signal, into);
+    downloadBlob(repo, desc, { retries: 0, retryDelayMs: 0 }, signal, into, async () => 'sha256:' + hash.digest('hex'));
     await finished(into);
     return Buffer.concat(chunks);
   }
@@ -256,9 +259,8 @@ export class Puller {
     out.status('Pulling fs layer', id);
     // The layer store checks the tar's digest against the config's diff ID: gzip's CRC would tell nothing more.
     const tar = this.gunzip.gunzip({ plainToo: true, checkCrc: false, hashInput: true, ...(bufferBytes !== undefined ? { aheadBytes: bufferBytes } : {}) });
-    downloadBlob(this.digests, repo, desc, this.options, signal, tar, {
+    downloadBlob(repo, desc, this.options, signal, tar, () => tar.inputDigest(), {
       intoCopies: true,
-      intoDigest: () => tar.inputDigest(),
       onBytes: (bytes) => out.bytes('Downloading', id, bytes, desc.size),
       onRetry: () => out.status(`Retrying in ${Math.max(1, Math.round(this.options.retryDelayMs / 1000))} second${this.options.retryDelayMs > 1000 ? 's' : ''}`, id),
       onVerified: () => {
