@@ -1,9 +1,9 @@
 /**
  * The gunzip worker's program (see gunzip-worker.ts for the protocol's other side). For each stream it
  * inflates the compressed bytes the main thread copied into the stream's ring, hashes the output (the
- * layer's diff ID) and, where asked, the input (the blob's digest), and hands the output over in chunks
- * whose memory moves to the main thread without a copy. It produces only as many chunks as the main thread has asked for, so a gzip bomb stalls here
- * instead of filling memory.
+ * layer's diff ID) and, where asked, the input (the blob's digest), and hands the output over in
+ * chunks whose memory moves to the main thread without a copy. It produces only as many chunks as the
+ * main thread has asked for, so a gzip bomb stalls here instead of filling memory.
  */
 import { type Hash, createHash } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';

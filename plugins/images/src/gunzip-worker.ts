@@ -39,8 +39,9 @@ export interface GunzipOptions {
 
 /**
  * gzip in, tar out, with the inflating and the hashing of the output (a layer's diff ID), and of the
- * input where asked, on the gunzip thread. Writes are copied into a ring shared with the thread; the output arrives as chunks whose
- * memory the thread hands over. It is an error for the input to end inside a gzip member.
+ * input where asked, on the gunzip thread. Writes are copied into a ring shared with the thread; the
+ * output arrives as chunks whose memory the thread hands over. It is an error for the input to end
+ * inside a gzip member.
  */
 export class GunzipStream extends Duplex {
   private readonly ring: SharedRing;

@@ -217,6 +217,7 @@ export class LayerStore {
       this.hold(chainId);
       held.push(chainId);
       let prepared: LayerRecord | undefined;
+      let parentCacheId: string | null = null;
       try {
         if (failure) throw (failure as { err: unknown }).err;
         const existing = this.layers.get(chainId);
@@ -227,7 +228,8 @@ export class LayerStore {
           below.catch(() => undefined); // seen by the layer above and by allSettled below
           continue;
         }
-        prepared = await this.prepare(chainId, diffId, parentId, parentId ? cacheIdOf(parentId) : null);
+        if (parentId) parentCacheId = cacheIdOf(parentId);
+        prepared = await this.prepare(chainId, diffId, parentId, parentCacheId);
         applyingHere.set(chainId, prepared.cacheId);
       } catch (err) {
         unlock();
@@ -235,7 +237,6 @@ export class LayerStore {
         break;
       }
       const record = prepared;
-      const parentCacheId = parentId ? cacheIdOf(parentId) : null;
       const lower = below;
       const applying = slots.run(async () => {
         await recorded;
