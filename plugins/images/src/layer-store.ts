@@ -287,6 +287,10 @@ export class LayerStore {
 
   /** Writes the incomplete record, then a fresh driver directory for it. */
   private async prepare(chainId: string, diffId: string, parent: string | null, parentCacheId: string | null): Promise<LayerRecord> {
+    // A removal of this layer that failed left its record behind, naming its directory: the new record
+    // takes the record's place, so the directory goes first.
+    const left = await readRecord(this.recordPath(chainId));
+    if (left) await this.driver.remove(left.cacheId);
     // Random, like Docker's cache IDs. A layer made again soon after its removal then gets a directory
     // of another name, which a driver may place elsewhere on the disk than the files still being freed
     // (see spreadSubdirectories in @tsengine/linux).
@@ -345,7 +349,13 @@ export class LayerStore {
   }
 
   private async rollback(record: LayerRecord): Promise<void> {
-    await this.driver.remove(record.cacheId).catch((e: unknown) => this.log.warn({ chainId: record.chainId, err: errorMessage(e) }, 'removing a failed layer'));
+    try {
+      await this.driver.remove(record.cacheId);
+    } catch (err) {
+      // The record (incomplete) stays: start-up, or the next make of this layer, removes the directory it names.
+      this.log.warn({ chainId: record.chainId, err: errorMessage(err) }, 'removing a failed layer');
+      return;
+    }
     await rm(this.splitPath(record.chainId), { force: true });
     await rm(this.recordPath(record.chainId), { force: true });
   }
@@ -462,5 +472,14 @@ async function exists(path: string): Promise<boolean> {
     return true;
   } catch {
     return false;
+  }
+}
+
+/** The record at `path`, or undefined where there is none (or none that parses: start-up discards those). */
+async function readRecord(path: string): Promise<LayerRecord | undefined> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as LayerRecord;
+  } catch {
+    return undefined;
   }
 }

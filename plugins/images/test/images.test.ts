@@ -296,6 +296,28 @@ describe('images plugin (vfs)', () => {
     assert.deepEqual(ambiguous.map((i) => i.Id), [child]);
   });
 
+  it('keeps the record of a failed layer whose directory would not go, and removes that directory when it makes the layer again', async () => {
+    const layer = await layerTar({ files: { stuck: 'yes' } });
+    const wrong = digestOf(Buffer.from('not this layer'));
+    const { archive } = await imageArchive([layer], { repoTags: ['stuck:1'], diffIds: [wrong] });
+    const recordFile = join(dataRoot, 'image', 'vfs', 'layerdb', 'sha256', `${wrong.slice(7)}.json`);
+    const graph = driver();
+    const remove = graph.remove.bind(graph);
+    graph.remove = () => Promise.reject(new Error('device or resource busy'));
+    try {
+      await assert.rejects(engine().run('image.load', {}, { stdin: stdinOf(archive) }), /digest mismatch/);
+    } finally {
+      graph.remove = remove;
+    }
+    const left = JSON.parse(await readFile(recordFile, 'utf8')) as { state: string; cacheId: string };
+    assert.equal(left.state, 'incomplete');
+    assert.equal(await graph.exists(left.cacheId), true);
+    // Made again (and failing again), the layer first takes away what its record names.
+    await assert.rejects(engine().run('image.load', {}, { stdin: stdinOf(archive) }), /digest mismatch/);
+    assert.equal(await graph.exists(left.cacheId), false);
+    assert.equal(existsSync(recordFile), false);
+  });
+
   it('restores its state after a restart and discards a crash-incomplete layer', async () => {
     const id = await importTar(await layerTar({ files: { survive: 'yes' } }), { repo: 'survivor:1' });
     // A crash mid-apply: an incomplete record and a half-written driver layer.
