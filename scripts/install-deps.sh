@@ -6,8 +6,9 @@
 #   apache2-utils    htpasswd, for the registry's basic-auth tests
 #   openssl          certificates for the registry's TLS tests
 #   iproute2         ip netns/link/addr for networking and its tests
+#   e2fsprogs        lsattr/chattr, with which the tests check the graph drivers' ext4 flags
 set -euo pipefail
-packages=(busybox-static iptables docker-registry apache2-utils openssl iproute2)
+packages=(busybox-static iptables docker-registry apache2-utils openssl iproute2 e2fsprogs)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
