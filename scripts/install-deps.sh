@@ -7,8 +7,9 @@
 #   openssl          certificates for the registry's TLS tests
 #   iproute2         ip netns/link/addr for networking and its tests
 #   e2fsprogs        lsattr/chattr, with which the tests check the graph drivers' ext4 flags
+#   util-linux-extra fincore, with which the tests check which writes went past the page cache
 set -euo pipefail
-packages=(busybox-static iptables docker-registry apache2-utils openssl iproute2 e2fsprogs)
+packages=(busybox-static iptables docker-registry apache2-utils openssl iproute2 e2fsprogs util-linux-extra)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -9,6 +9,7 @@ import { decompressed } from './gzip.js';
 import { feed } from './streams.js';
 import { entryComponents, entryError, linkComponents, resolveDirInRoot } from './paths.js';
 import { PAX_XATTR_PREFIX, writeXattr } from './xattrs.js';
+import type { DirectWriteGauge } from './direct-writes.js';
 import { FileWriter } from './writes.js';
 
 export const WHITEOUT_PREFIX = '.wh.';
@@ -24,6 +25,11 @@ export interface ApplyOptions {
    */
   whiteouts: 'overlay' | 'delete';
   signal?: AbortSignal;
+  /**
+   * Large files go past the page cache while this finds the disk fast enough: for layers, which
+   * are written once and read a little at a time, not for trees read back at once.
+   */
+  directWrites?: DirectWriteGauge;
 }
 
 /**
@@ -66,7 +72,7 @@ class Unpacker {
   private readonly unpacked = new Set<string>();
   private readonly unpackedAncestors = new Set<string>();
   private readonly dirTimes: Array<[string, Date]> = [];
-  private readonly files = new FileWriter();
+  private readonly files: FileWriter;
   /**
    * Saves a round trip per entry on the common layer (new files in new directories): resolved parent
    * directories by their components, forgotten whenever anything is removed (only removal can turn a
@@ -81,7 +87,9 @@ class Unpacker {
   constructor(
     private readonly root: string,
     private readonly options: ApplyOptions,
-  ) {}
+  ) {
+    this.files = new FileWriter(options.directWrites);
+  }
 
   async start(): Promise<void> {
     if ((await readdir(this.root)).length === 0) this.fresh.add(this.root);
@@ -126,7 +134,7 @@ class Unpacker {
           break;
         }
         // The descriptor pins the inode: finishing it later cannot be redirected by entries that follow.
-        await this.files.write(file, body, {
+        await this.files.write(file, body, header.size ?? 0, {
           uid: header.uid ?? 0,
           gid: header.gid ?? 0,
           mode: (header.mode ?? 0o644) & 0o7777,

@@ -5,3 +5,4 @@ export { changesSize, directorySize } from './size.js';
 export { decompressed } from './gzip.js';
 export { readXattrs, writeXattr } from './xattrs.js';
 export { entryComponents, isInside } from './paths.js';
+export { DirectWriteGauge } from './direct-writes.js';

@@ -1,5 +1,7 @@
 import { fchmodSync, fchownSync, futimesSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
+import { alignedBuffer, setDirectIo } from '@tsengine/linux';
+import type { DirectWriteGauge } from './direct-writes.js';
 
 /** How a finished file's inode is left: owner, permission bits and modification time. */
 export interface FileMetadata {
@@ -18,6 +20,10 @@ const MAX_IOVECS = 1024;
 /** Bounds memory and open descriptors while the disk lags behind the tar stream. */
 const MAX_PENDING_BYTES = 16 * 1024 * 1024;
 const MAX_PENDING_FILES = 256;
+/** Files this large go past the page cache while the gauge allows; for smaller ones the extra calls cost more. */
+const DIRECT_MIN_BYTES = 1024 * 1024;
+/** What O_DIRECT asks of addresses, lengths and offsets on every common block device. */
+const DIRECT_ALIGNMENT = 4096;
 
 /**
  * Writes regular files of a layer without a round trip per chunk: the caller opens each file (by
@@ -32,14 +38,32 @@ export class FileWriter {
   private pendingBytes = 0;
   private failure: Error | undefined;
   private wake: (() => void) | undefined;
+  /** False once the file system has refused O_DIRECT. */
+  private directAllowed = true;
+  private readonly spareBuffers: Buffer[] = [];
+
+  /** With a gauge, files of DIRECT_MIN_BYTES and more are written with O_DIRECT while it allows. */
+  constructor(private readonly gauge?: DirectWriteGauge) {}
+
+  /** Whether the next large file would go past the page cache. */
+  get writesDirect(): boolean {
+    return this.directAllowed && (this.gauge?.keepsUp() ?? false);
+  }
 
   /** Throws the first failure of a file finished in the background. */
   check(): void {
     if (this.failure) throw this.failure;
   }
 
-  /** Reads the entry's body into batched writes; returns once the body is consumed (not written). */
-  async write(file: FileHandle, body: AsyncIterable<Buffer>, meta: FileMetadata): Promise<void> {
+  /**
+   * Reads the entry's body (`size` bytes, from its tar header) into batched writes; returns once the
+   * body is consumed (not written).
+   */
+  async write(file: FileHandle, body: AsyncIterable<Buffer>, size: number, meta: FileMetadata): Promise<void> {
+    if (size >= DIRECT_MIN_BYTES && this.gauge && this.writesDirect) {
+      if (setDirectIo(file.fd, true)) return this.writeDirect(file, body, this.gauge, meta);
+      this.directAllowed = false;
+    }
     const writes: Array<Promise<void>> = [];
     let position = 0;
     let batch: Buffer[] = [];
@@ -77,6 +101,92 @@ export class FileWriter {
     }
     this.track(finishFile(file, writes, meta));
     await this.room();
+  }
+
+  /**
+   * Copies the body into aligned buffers of BATCH_BYTES, each written with O_DIRECT; the last
+   * partial block is written through the page cache once the rest is on disk.
+   */
+  private async writeDirect(file: FileHandle, body: AsyncIterable<Buffer>, gauge: DirectWriteGauge, meta: FileMetadata): Promise<void> {
+    let direct = true;
+    const writes: Array<Promise<void>> = [];
+    let position = 0;
+    let buffer = this.spareBuffers.pop() ?? alignedBuffer(BATCH_BYTES, DIRECT_ALIGNMENT);
+    let filled = 0;
+    const flush = (bytes: number) => {
+      const full = buffer;
+      const start = position;
+      position += bytes;
+      this.pendingBytes += bytes;
+      // Mid-file too: a single large file can be most of a layer.
+      if (direct && !this.writesDirect) {
+        setDirectIo(file.fd, false);
+        direct = false;
+      }
+      writes.push(
+        (direct ? this.writeDirectFully(file, full.subarray(0, bytes), start, gauge) : writeFully(file, [full.subarray(0, bytes)], start)).finally(() => {
+          this.pendingBytes -= bytes;
+          this.spareBuffers.push(full);
+          this.notify();
+        }),
+      );
+      buffer = this.spareBuffers.pop() ?? alignedBuffer(BATCH_BYTES, DIRECT_ALIGNMENT);
+      filled = 0;
+    };
+    let tail: Buffer | undefined;
+    try {
+      for await (const chunk of body) {
+        for (let offset = 0; offset < chunk.length; ) {
+          const copied = chunk.copy(buffer, filled, offset);
+          filled += copied;
+          offset += copied;
+          if (filled === buffer.length) {
+            flush(filled);
+            await this.room();
+          }
+        }
+      }
+      const aligned = filled - (filled % DIRECT_ALIGNMENT);
+      if (filled > aligned) tail = Buffer.from(buffer.subarray(aligned, filled));
+      if (aligned > 0) flush(aligned);
+    } catch (err) {
+      await Promise.allSettled(writes);
+      await file.close().catch(() => undefined);
+      throw err;
+    } finally {
+      this.spareBuffers.push(buffer);
+    }
+    const tailAt = position;
+    const written = tail
+      ? Promise.allSettled(writes).then(async (results) => {
+          if (results.some((r) => r.status === 'rejected')) return;
+          // Buffered, so that the file can end anywhere: direct writes end on a block boundary.
+          setDirectIo(file.fd, false);
+          await writeFully(file, [tail], tailAt);
+        })
+      : Promise.resolve();
+    this.track(finishFile(file, [...writes, written], meta));
+    await this.room();
+  }
+
+  /** One direct write; an unaligned remainder or a refusal of O_DIRECT falls back to a buffered write. */
+  private async writeDirectFully(file: FileHandle, buffer: Buffer, position: number, gauge: DirectWriteGauge): Promise<void> {
+    gauge.began();
+    try {
+      let done = 0;
+      while (done < buffer.length) {
+        const { bytesWritten } = await file.write(buffer, done, buffer.length - done, position + done);
+        if (bytesWritten === 0) throw new Error('the file system accepted no bytes');
+        done += bytesWritten;
+      }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
+      this.directAllowed = false;
+      setDirectIo(file.fd, false);
+      await writeFully(file, [buffer], position);
+    } finally {
+      gauge.ended(buffer.length);
+    }
   }
 
   /** Waits for every file; throws the first failure. */

@@ -2,7 +2,7 @@ import { randomInt } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, readdir, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { applyLayer, directorySize, exportOverlayUpper, overlayChanges } from '@tsengine/archive';
+import { DirectWriteGauge, applyLayer, directorySize, exportOverlayUpper, overlayChanges } from '@tsengine/archive';
 import { type Change, type GraphDriver, PluginSkip, conflict, errorMessage, invalid, notFound, systemError } from '@tsengine/core';
 import { MNT, MS, SyscallError, backingFilesystem, mount, spreadSubdirectories, umount } from '@tsengine/linux';
 import { isMountPoint, mountsUnder } from './mountinfo.js';
@@ -59,6 +59,8 @@ export class OverlayDriver implements GraphDriver {
   private extraOptions = '';
   /** Container layers mount with overlay's "volatile" when the kernel has it (see get). */
   private volatileWritable = false;
+  /** One for all layers: it measures the disk, which they share. */
+  private readonly directWrites = new DirectWriteGauge();
 
   constructor(
     readonly home: string,
@@ -346,7 +348,7 @@ export class OverlayDriver implements GraphDriver {
 
   async applyDiff(id: string, _parent: string | null, diff: Readable): Promise<number> {
     if (!(await this.exists(id))) throw notFound(`overlay: no such layer: ${id}`);
-    return applyLayer(this.diffDir(id), diff, { whiteouts: 'overlay' });
+    return applyLayer(this.diffDir(id), diff, { whiteouts: 'overlay', directWrites: this.directWrites });
   }
 
   async diffSize(id: string, _parent: string | null): Promise<number> {

@@ -1,6 +1,6 @@
 import { closeSync, constants, lstatSync, openSync, readlinkSync } from 'node:fs';
 import { statfs } from 'node:fs/promises';
-import { SyscallError, check, libc } from './libc.js';
+import { SyscallError, check, fcntl, libc } from './libc.js';
 
 const ioctlFn = libc.func('ioctl', 'int', ['int', 'unsigned long', 'void *']) as (fd: number, request: number, arg: Uint8Array) => number;
 const FS_IOC_GETFLAGS = 0x80086601;
@@ -86,5 +86,25 @@ export function spreadSubdirectories(dir: string): boolean {
     throw err;
   } finally {
     closeSync(fd);
+  }
+}
+
+const F_GETFL = 3;
+const F_SETFL = 4;
+
+/**
+ * Turns O_DIRECT on or off for an open file. Returns false when the file system does not do direct
+ * I/O (tmpfs before Linux 6.6, some FUSE file systems), which answers EINVAL.
+ */
+export function setDirectIo(fd: number, on: boolean): boolean {
+  const current = check(fcntl(fd, F_GETFL, 0), 'fcntl', `F_GETFL ${fd}`);
+  const wanted = on ? current | constants.O_DIRECT : current & ~constants.O_DIRECT;
+  if (wanted === current) return true;
+  try {
+    check(fcntl(fd, F_SETFL, wanted), 'fcntl', `F_SETFL ${fd}`);
+    return true;
+  } catch (err) {
+    if (err instanceof SyscallError && err.code === 'EINVAL') return false;
+    throw err;
   }
 }

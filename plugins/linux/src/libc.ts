@@ -4,6 +4,9 @@ import koffi from 'koffi';
 /** The one libc handle every binding in this package shares. */
 export const libc = koffi.load('libc.so.6');
 
+/** fcntl(2) for the commands whose argument is an int. */
+export const fcntl = libc.func('int fcntl(int fd, int cmd, int arg)') as (fd: number, cmd: number, arg: number) => number;
+
 const errnoNames = new Map<number, string>(Object.entries(constants.errno).map(([name, value]) => [value, name]));
 
 /** A failed libc call, with errno's name (EPERM, …) as `code` like Node's own errors. */

@@ -1,5 +1,5 @@
 import koffi from 'koffi';
-import { SyscallError, check, libc } from './libc.js';
+import { SyscallError, check, fcntl, libc } from './libc.js';
 
 /** open(2)/fcntl(2) constants used by process set-up. */
 export const O_CLOEXEC = 0o2000000;
@@ -9,7 +9,6 @@ const F_SETFD = 2;
 const FD_CLOEXEC = 1;
 
 const pipe2Fn = libc.func('int pipe2(int *fds, int flags)') as (fds: Int32Array, flags: number) => number;
-const fcntlFn = libc.func('int fcntl(int fd, int cmd, int arg)') as (fd: number, cmd: number, arg: number) => number;
 const execveFn = libc.func('int execve(const char *path, const char **argv, const char **envp)') as (path: string, argv: (string | null)[], envp: (string | null)[]) => number;
 const setsidFn = libc.func('int setsid()') as () => number;
 const prctlFn = libc.func('int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)') as (o: number, a: number, b: number, c: number, d: number) => number;
@@ -30,8 +29,8 @@ export function pipe(flags = O_CLOEXEC): [number, number] {
 }
 
 export function setCloseOnExec(fd: number, on: boolean): void {
-  const current = check(fcntlFn(fd, F_GETFD, 0), 'fcntl', `F_GETFD ${fd}`);
-  check(fcntlFn(fd, F_SETFD, on ? current | FD_CLOEXEC : current & ~FD_CLOEXEC), 'fcntl', `F_SETFD ${fd}`);
+  const current = check(fcntl(fd, F_GETFD, 0), 'fcntl', `F_GETFD ${fd}`);
+  check(fcntl(fd, F_SETFD, on ? current | FD_CLOEXEC : current & ~FD_CLOEXEC), 'fcntl', `F_SETFD ${fd}`);
 }
 
 /** Replaces the process image; returns only by throwing. argv/envp get their NULL terminators here. */

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { it } from 'node:test';
-import { libc, releaseFreeHeap } from '../src/index.js';
+import koffi from 'koffi';
+import { alignedBuffer, libc, releaseFreeHeap } from '../src/index.js';
 
 const malloc = libc.func('void *malloc(size_t size)');
 const memset = libc.func('void *memset(void *s, int c, size_t n)');
@@ -25,4 +26,14 @@ it('gives freed C heap memory back to the kernel', () => {
   const released = before - rssKiB();
   free(blocks.at(-1));
   assert.ok(released > 64 * 1024, `only ${released} KiB of the 96 MiB freed went back`);
+});
+
+it('cuts buffers that start on the alignment asked for', () => {
+  for (const alignment of [512, 4096, 65536]) {
+    for (let i = 0; i < 8; i++) {
+      const buffer = alignedBuffer(1024 * 1024 + i, alignment);
+      assert.equal(buffer.length, 1024 * 1024 + i);
+      assert.equal(Number((koffi.address(buffer) as bigint) % BigInt(alignment)), 0, `alignment ${alignment}`);
+    }
+  }
 });

@@ -1,0 +1,52 @@
+import { performance } from 'node:perf_hooks';
+
+/** Below this, the disk is slower than a pull inflates layers here (about 350 MB/s on one thread). */
+const MIN_BYTES_PER_SECOND = 256 * 1024 * 1024;
+/** Enough writes for a rate that one slow write does not decide. */
+const JUDGED_AFTER_BYTES = 8 * 1024 * 1024;
+/** libuv's thread pool, which runs the writes: with this many in flight, more wait for the disk. */
+const POOL_THREADS = Number(process.env.UV_THREADPOOL_SIZE) || 4;
+/** A pause this long ends a burst: the next one is measured afresh, as the disk may have changed pace. */
+const BURST_GAP_MS = 5000;
+
+/**
+ * Whether the disk takes direct (O_DIRECT) writes fast enough to keep them. Direct writes skip the
+ * page cache, whose fresh pages cost more than the copy into them where a hypervisor lends the
+ * memory (a page handed back to the host faults there when touched again); a disk slower than the
+ * pull would instead hold the pull back, where the cache would absorb it.
+ *
+ * Only writes that queue say anything about that: while fewer are in flight than the thread pool
+ * has threads, the disk keeps up with whatever feeds it. So the gauge measures the rate at which
+ * writes complete while the pool is full of them, over all the writers that share it (one per
+ * graph driver, as they share the disk).
+ */
+export class DirectWriteGauge {
+  private inFlight = 0;
+  private fullSince = 0;
+  private fullMs = 0;
+  private bytesWhileFull = 0;
+  private lastEnd = 0;
+
+  /** False once writes queued for the disk have completed slower than MIN_BYTES_PER_SECOND. */
+  keepsUp(): boolean {
+    if (this.bytesWhileFull < JUDGED_AFTER_BYTES) return true;
+    const fullMs = this.fullMs + (this.inFlight >= POOL_THREADS ? performance.now() - this.fullSince : 0);
+    return this.bytesWhileFull / (fullMs / 1000) >= MIN_BYTES_PER_SECOND;
+  }
+
+  began(): void {
+    const now = performance.now();
+    if (this.inFlight === 0 && now - this.lastEnd > BURST_GAP_MS) {
+      this.fullMs = 0;
+      this.bytesWhileFull = 0;
+    }
+    if (++this.inFlight === POOL_THREADS) this.fullSince = now;
+  }
+
+  ended(bytes: number): void {
+    const now = performance.now();
+    if (this.inFlight >= POOL_THREADS) this.bytesWhileFull += bytes;
+    if (this.inFlight-- === POOL_THREADS) this.fullMs += now - this.fullSince;
+    this.lastEnd = now;
+  }
+}
