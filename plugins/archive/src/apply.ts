@@ -9,7 +9,7 @@ import { decompressed } from './gzip.js';
 import { feed } from './streams.js';
 import { entryComponents, entryError, linkComponents, resolveDirInRoot } from './paths.js';
 import { PAX_XATTR_PREFIX, writeXattr } from './xattrs.js';
-import type { DirectWriteGauge } from './direct-writes.js';
+import type { DirectWrites } from './direct-writes.js';
 import { FileWriter } from './writes.js';
 
 export const WHITEOUT_PREFIX = '.wh.';
@@ -29,7 +29,7 @@ export interface ApplyOptions {
    * Large files go past the page cache while this finds the disk fast enough: for layers, which
    * are written once and read a little at a time, not for trees read back at once.
    */
-  directWrites?: DirectWriteGauge;
+  directWrites?: DirectWrites;
 }
 
 /**

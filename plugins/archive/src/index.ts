@@ -5,4 +5,4 @@ export { changesSize, directorySize } from './size.js';
 export { decompressed } from './gzip.js';
 export { readXattrs, writeXattr } from './xattrs.js';
 export { entryComponents, isInside } from './paths.js';
-export { DirectWriteGauge } from './direct-writes.js';
+export { DirectWrites } from './direct-writes.js';

@@ -1,7 +1,7 @@
 import { fchmodSync, fchownSync, futimesSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { alignedBuffer, setDirectIo } from '@tsengine/linux';
-import type { DirectWriteGauge } from './direct-writes.js';
+import { setDirectIo } from '@tsengine/linux';
+import { DIRECT_ALIGNMENT, DIRECT_BUFFER_BYTES, type DirectWrites } from './direct-writes.js';
 
 /** How a finished file's inode is left: owner, permission bits and modification time. */
 export interface FileMetadata {
@@ -20,10 +20,8 @@ const MAX_IOVECS = 1024;
 /** Bounds memory and open descriptors while the disk lags behind the tar stream. */
 const MAX_PENDING_BYTES = 16 * 1024 * 1024;
 const MAX_PENDING_FILES = 256;
-/** Files this large go past the page cache while the gauge allows; for smaller ones the extra calls cost more. */
+/** Files this large go past the page cache while the disk keeps up; for smaller ones the extra calls cost more. */
 const DIRECT_MIN_BYTES = 1024 * 1024;
-/** What O_DIRECT asks of addresses, lengths and offsets on every common block device. */
-const DIRECT_ALIGNMENT = 4096;
 
 /**
  * Writes regular files of a layer without a round trip per chunk: the caller opens each file (by
@@ -40,14 +38,13 @@ export class FileWriter {
   private wake: (() => void) | undefined;
   /** False once the file system has refused O_DIRECT. */
   private directAllowed = true;
-  private readonly spareBuffers: Buffer[] = [];
 
-  /** With a gauge, files of DIRECT_MIN_BYTES and more are written with O_DIRECT while it allows. */
-  constructor(private readonly gauge?: DirectWriteGauge) {}
+  /** With `direct`, files of DIRECT_MIN_BYTES and more are written with O_DIRECT while the disk keeps up. */
+  constructor(private readonly direct?: DirectWrites) {}
 
   /** Whether the next large file would go past the page cache. */
   get writesDirect(): boolean {
-    return this.directAllowed && (this.gauge?.keepsUp() ?? false);
+    return this.directAllowed && (this.direct?.keepsUp() ?? false);
   }
 
   /** Throws the first failure of a file finished in the background. */
@@ -60,8 +57,8 @@ export class FileWriter {
    * body is consumed (not written).
    */
   async write(file: FileHandle, body: AsyncIterable<Buffer>, size: number, meta: FileMetadata): Promise<void> {
-    if (size >= DIRECT_MIN_BYTES && this.gauge && this.writesDirect) {
-      if (setDirectIo(file.fd, true)) return this.writeDirect(file, body, this.gauge, meta);
+    if (size >= DIRECT_MIN_BYTES && this.direct && this.writesDirect) {
+      if (setDirectIo(file.fd, true)) return this.writeDirect(file, body, this.direct, meta);
       this.directAllowed = false;
     }
     const writes: Array<Promise<void>> = [];
@@ -104,14 +101,14 @@ export class FileWriter {
   }
 
   /**
-   * Copies the body into aligned buffers of BATCH_BYTES, each written with O_DIRECT; the last
+   * Copies the body into aligned buffers, each written with O_DIRECT; the last
    * partial block is written through the page cache once the rest is on disk.
    */
-  private async writeDirect(file: FileHandle, body: AsyncIterable<Buffer>, gauge: DirectWriteGauge, meta: FileMetadata): Promise<void> {
+  private async writeDirect(file: FileHandle, body: AsyncIterable<Buffer>, shared: DirectWrites, meta: FileMetadata): Promise<void> {
     let direct = true;
     const writes: Array<Promise<void>> = [];
     let position = 0;
-    let buffer = this.spareBuffers.pop() ?? alignedBuffer(BATCH_BYTES, DIRECT_ALIGNMENT);
+    let buffer = shared.takeBuffer();
     let filled = 0;
     const flush = (bytes: number) => {
       const full = buffer;
@@ -124,13 +121,13 @@ export class FileWriter {
         direct = false;
       }
       writes.push(
-        (direct ? this.writeDirectFully(file, full.subarray(0, bytes), start, gauge) : writeFully(file, [full.subarray(0, bytes)], start)).finally(() => {
+        (direct ? this.writeDirectFully(file, full.subarray(0, bytes), start, shared) : writeFully(file, [full.subarray(0, bytes)], start)).finally(() => {
           this.pendingBytes -= bytes;
-          this.spareBuffers.push(full);
+          shared.giveBack(full);
           this.notify();
         }),
       );
-      buffer = this.spareBuffers.pop() ?? alignedBuffer(BATCH_BYTES, DIRECT_ALIGNMENT);
+      buffer = shared.takeBuffer();
       filled = 0;
     };
     let tail: Buffer | undefined;
@@ -154,7 +151,7 @@ export class FileWriter {
       await file.close().catch(() => undefined);
       throw err;
     } finally {
-      this.spareBuffers.push(buffer);
+      shared.giveBack(buffer);
     }
     const tailAt = position;
     const written = tail
@@ -170,8 +167,8 @@ export class FileWriter {
   }
 
   /** One direct write; an unaligned remainder or a refusal of O_DIRECT falls back to a buffered write. */
-  private async writeDirectFully(file: FileHandle, buffer: Buffer, position: number, gauge: DirectWriteGauge): Promise<void> {
-    gauge.began();
+  private async writeDirectFully(file: FileHandle, buffer: Buffer, position: number, shared: DirectWrites): Promise<void> {
+    shared.began();
     try {
       let done = 0;
       while (done < buffer.length) {
@@ -185,7 +182,7 @@ export class FileWriter {
       setDirectIo(file.fd, false);
       await writeFully(file, [buffer], position);
     } finally {
-      gauge.ended(buffer.length);
+      shared.ended(buffer.length);
     }
   }
 

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { mount, umount } from '@tsengine/linux';
-import { DirectWriteGauge, applyLayer } from '../src/index.js';
+import { DirectWrites, applyLayer } from '../src/index.js';
 import { FileWriter } from '../src/writes.js';
 import { makeTar, streamOf } from './tar-helpers.js';
 
@@ -34,17 +34,17 @@ async function* chunksOf(data: Buffer, size: number): AsyncGenerator<Buffer> {
 }
 
 describe('file writes of a layer', () => {
-  it('with a gauge, writes files of 1 MiB and more past the page cache, byte for byte, and smaller ones through it', async () => {
+  it('with directWrites, writes files of 1 MiB and more past the page cache, byte for byte, and smaller ones through it', async () => {
     const target = join(base, 'direct');
     mkdirSync(target);
     const sizes = { exact: MiB, oneMore: MiB + 1, blockMore: 2 * MiB + 4096, oddTail: 3 * MiB - 1, small: 200 * 1024 };
     const contents = Object.fromEntries(Object.entries(sizes).map(([name, size], i) => [name, patterned(size, i)]));
     const tar = await makeTar(Object.entries(contents).map(([name, content]) => ({ name, content, mode: 0o640 })));
-    await applyLayer(target, streamOf(tar, 65521), { whiteouts: 'delete', directWrites: new DirectWriteGauge() });
+    await applyLayer(target, streamOf(tar, 65521), { whiteouts: 'delete', directWrites: new DirectWrites() });
     const plain = join(base, 'plain');
     mkdirSync(plain);
     await applyLayer(plain, streamOf(tar, 65521), { whiteouts: 'delete' });
-    assert.equal(cachedBytes(join(plain, 'exact')), MiB, 'without a gauge, large files go through the page cache');
+    assert.equal(cachedBytes(join(plain, 'exact')), MiB, 'without directWrites, large files go through the page cache');
     // Before any read, which would bring the pages in: what a direct write leaves is at most the last
     // partial block, written through the cache.
     assert.equal(cachedBytes(join(target, 'exact')), 0);
@@ -65,11 +65,20 @@ describe('file writes of a layer', () => {
     mkdirSync(target);
     const tar = await makeTar([{ name: 'big', content: patterned(5 * MiB, 3) }]);
     await assert.rejects(
-      applyLayer(target, streamOf(tar.subarray(0, 3 * MiB + 100), 65536), { whiteouts: 'delete', directWrites: new DirectWriteGauge() }),
+      applyLayer(target, streamOf(tar.subarray(0, 3 * MiB + 100), 65536), { whiteouts: 'delete', directWrites: new DirectWrites() }),
       /invalid layer tar|unexpected end|premature/i,
     );
     // The two whole MiB that came before the break were written before the error was reported.
     assert.equal(statSync(join(target, 'big')).size, 2 * MiB);
+  });
+
+  it('reuses aligned buffers across writers and keeps at most 16 free', () => {
+    const shared = new DirectWrites();
+    const given = Array.from({ length: 20 }, () => shared.takeBuffer());
+    assert.ok(given.every((b) => b.length === MiB));
+    for (const buffer of given) shared.giveBack(buffer);
+    const taken = Array.from({ length: 17 }, () => shared.takeBuffer());
+    assert.equal(taken.filter((b) => given.includes(b)).length, 16);
   });
 
   it('writes through the page cache on a file system without direct I/O', async (t) => {
@@ -78,13 +87,13 @@ describe('file writes of a layer', () => {
     mount('ramfs', ramfs, 'ramfs', 0, '');
     t.after(() => umount(ramfs));
     const content = patterned(3 * MiB + 5, 9);
-    const writer = new FileWriter(new DirectWriteGauge());
+    const writer = new FileWriter(new DirectWrites());
     await writer.write(await open(join(ramfs, 'big'), 'wx'), chunksOf(content, 100_000), content.length, meta);
     await writer.drain();
     assert.equal(writer.writesDirect, false);
     assert.ok(readFileSync(join(ramfs, 'big')).equals(content));
 
-    const onDisk = new FileWriter(new DirectWriteGauge());
+    const onDisk = new FileWriter(new DirectWrites());
     await onDisk.write(await open(join(base, 'big'), 'wx'), chunksOf(content, 100_000), content.length, meta);
     await onDisk.drain();
     assert.equal(onDisk.writesDirect, true);
@@ -123,9 +132,9 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 const [archiveDist, target, count] = process.argv.slice(1);
 const { FileWriter } = await import(archiveDist + '/writes.js');
-const { DirectWriteGauge } = await import(archiveDist + '/direct-writes.js');
+const { DirectWrites } = await import(archiveDist + '/direct-writes.js');
 mkdirSync(target, { recursive: true });
-const writer = new FileWriter(new DirectWriteGauge());
+const writer = new FileWriter(new DirectWrites());
 const digests = [];
 const meta = { uid: 0, gid: 0, mode: 0o644, mtime: new Date(0), fail: (why) => new Error(why) };
 for (let i = 0; i < Number(count); i++) {

@@ -2,7 +2,7 @@ import { randomInt } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, readdir, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { DirectWriteGauge, applyLayer, directorySize, exportOverlayUpper, overlayChanges } from '@tsengine/archive';
+import { DirectWrites, applyLayer, directorySize, exportOverlayUpper, overlayChanges } from '@tsengine/archive';
 import { type Change, type GraphDriver, PluginSkip, conflict, errorMessage, invalid, notFound, systemError } from '@tsengine/core';
 import { MNT, MS, SyscallError, backingFilesystem, mount, spreadSubdirectories, umount } from '@tsengine/linux';
 import { isMountPoint, mountsUnder } from './mountinfo.js';
@@ -59,8 +59,8 @@ export class OverlayDriver implements GraphDriver {
   private extraOptions = '';
   /** Container layers mount with overlay's "volatile" when the kernel has it (see get). */
   private volatileWritable = false;
-  /** One for all layers: it measures the disk, which they share. */
-  private readonly directWrites = new DirectWriteGauge();
+  /** One for all layers, as they share the disk. */
+  private readonly directWrites = new DirectWrites();
 
   constructor(
     readonly home: string,

@@ -3,7 +3,7 @@ import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
-import { DirectWriteGauge, applyLayer, changes, changesSize, exportChanges } from '@tsengine/archive';
+import { DirectWrites, applyLayer, changes, changesSize, exportChanges } from '@tsengine/archive';
 import { backingFilesystem, spreadSubdirectories } from '@tsengine/linux';
 import { type Change, type GraphDriver, conflict, invalid, notFound, systemError } from '@tsengine/core';
 
@@ -25,8 +25,8 @@ export class VfsDriver implements GraphDriver {
   readonly independentDiffs = false;
   private readonly dirs: string;
   private readonly refs = new Map<string, number>();
-  /** One for all layers: it measures the disk, which they share. */
-  private readonly directWrites = new DirectWriteGauge();
+  /** One for all layers, as they share the disk. */
+  private readonly directWrites = new DirectWrites();
 
   constructor(readonly home: string) {
     this.dirs = join(home, 'dir');
