@@ -58,7 +58,7 @@ export class FileWriter {
    */
   async write(file: FileHandle, body: AsyncIterable<Buffer>, size: number, meta: FileMetadata): Promise<void> {
     if (size >= DIRECT_MIN_BYTES && this.direct && this.writesDirect) {
-      if (setDirectIo(file.fd, true)) return this.writeDirect(file, body, this.direct, meta);
+      if (await directIoOn(file, meta)) return this.writeDirect(file, body, this.direct, meta);
       this.directAllowed = false;
     }
     const writes: Array<Promise<void>> = [];
@@ -229,6 +229,16 @@ export class FileWriter {
       this.check();
     }
     this.check();
+  }
+}
+
+/** Whether the file system took O_DIRECT; an unexpected failure gives the descriptor back. */
+async function directIoOn(file: FileHandle, meta: FileMetadata): Promise<boolean> {
+  try {
+    return setDirectIo(file.fd, true);
+  } catch (err) {
+    await file.close().catch(() => undefined);
+    throw meta.fail(`cannot open for direct writes: ${(err as Error).message}`, err);
   }
 }
 

@@ -156,7 +156,10 @@ function throttledCgroup(path: string, bytesPerSecond: number): { procs: string;
   const dir = existsSync(v1) ? join(v1, name) : join('/sys/fs/cgroup', name);
   mkdirSync(dir);
   if (dir.startsWith(v1)) writeFileSync(join(dir, 'blkio.throttle.write_bps_device'), `${disk} ${bytesPerSecond}`);
-  else writeFileSync(join(dir, 'io.max'), `${disk} wbps=${bytesPerSecond}`);
+  else {
+    writeFileSync('/sys/fs/cgroup/cgroup.subtree_control', '+io');
+    writeFileSync(join(dir, 'io.max'), `${disk} wbps=${bytesPerSecond}`);
+  }
   return { procs: join(dir, 'cgroup.procs'), remove: () => rmdirSync(dir) };
 }
 
