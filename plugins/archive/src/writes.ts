@@ -101,8 +101,8 @@ export class FileWriter {
   }
 
   /**
-   * Copies the body into aligned buffers, each written with O_DIRECT; the last
-   * partial block is written through the page cache once the rest is on disk.
+   * Copies the body into aligned buffers, each written with O_DIRECT; the last partial block is
+   * written through the page cache once the rest is on disk.
    */
   private async writeDirect(file: FileHandle, body: AsyncIterable<Buffer>, shared: DirectWrites, meta: FileMetadata): Promise<void> {
     let direct = true;
