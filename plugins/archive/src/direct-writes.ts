@@ -13,7 +13,7 @@ const POOL_THREADS = Number(process.env.UV_THREADPOOL_SIZE) || 4;
  */
 const BURST_GAP_MS = 5000;
 /** Each direct write's size; what O_DIRECT asks of addresses, lengths and offsets on common disks. */
-export const DIRECT_BUFFER_BYTES = 1024 * 1024;
+const DIRECT_BUFFER_BYTES = 1024 * 1024;
 export const DIRECT_ALIGNMENT = 4096;
 /** Free buffers kept between writes: more than the thread pool can have in flight, with room to fill. */
 const KEPT_BUFFERS = 16;

@@ -1,7 +1,7 @@
 import { fchmodSync, fchownSync, futimesSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { setDirectIo } from '@tsengine/linux';
-import { DIRECT_ALIGNMENT, DIRECT_BUFFER_BYTES, type DirectWrites } from './direct-writes.js';
+import { DIRECT_ALIGNMENT, type DirectWrites } from './direct-writes.js';
 
 /** How a finished file's inode is left: owner, permission bits and modification time. */
 export interface FileMetadata {
@@ -39,12 +39,12 @@ export class FileWriter {
   /** False once the file system has refused O_DIRECT. */
   private directAllowed = true;
 
-  /** With `direct`, files of DIRECT_MIN_BYTES and more are written with O_DIRECT while the disk keeps up. */
-  constructor(private readonly direct?: DirectWrites) {}
+  /** With `directWrites`, files of DIRECT_MIN_BYTES and more are written with O_DIRECT while the disk keeps up. */
+  constructor(private readonly directWrites?: DirectWrites) {}
 
   /** Whether the next large file would go past the page cache. */
   get writesDirect(): boolean {
-    return this.directAllowed && (this.direct?.keepsUp() ?? false);
+    return this.directAllowed && (this.directWrites?.keepsUp() ?? false);
   }
 
   /** Throws the first failure of a file finished in the background. */
@@ -57,8 +57,8 @@ export class FileWriter {
    * body is consumed (not written).
    */
   async write(file: FileHandle, body: AsyncIterable<Buffer>, size: number, meta: FileMetadata): Promise<void> {
-    if (size >= DIRECT_MIN_BYTES && this.direct && this.writesDirect) {
-      if (await directIoOn(file, meta)) return this.writeDirect(file, body, this.direct, meta);
+    if (size >= DIRECT_MIN_BYTES && this.directWrites && this.writesDirect) {
+      if (await directIoOn(file, meta)) return this.writeDirect(file, body, this.directWrites, meta);
       this.directAllowed = false;
     }
     const writes: Array<Promise<void>> = [];
