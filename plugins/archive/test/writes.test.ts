@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { mount, umount } from '@tsengine/linux';
 import { DirectWrites, applyLayer } from '../src/index.js';
@@ -170,5 +170,5 @@ function wholeDisk(dev: number): string {
   const sys = `/sys/dev/block/${major}:${minor}`;
   if (!existsSync(join(sys, 'partition'))) return `${major}:${minor}`;
   const parent = dirname(join(dirname(sys), readlinkSync(sys)));
-  return readFileSync(join(parent, 'dev'), 'utf8').trim() || basename(parent);
+  return readFileSync(join(parent, 'dev'), 'utf8').trim();
 }
